@@ -1,0 +1,49 @@
+# PocketGAN developer targets. `make test` and `make demo` each install first, so either works on a fresh clone.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pocketgan-installed
+# Extra pip flags for torch, e.g. TORCH_PIP_FLAGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_FLAGS ?=
+export PYTHONHASHSEED := 0
+
+.PHONY: install demo test test-all bench lint fmt clean student
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PIP_FLAGS) torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[full,dev]"
+	# vintagify only carries the default teacher's weights; its declared deps (torchvision) break CPU torch.
+	$(BIN)/python -m pip install -q --no-deps vintagify==0.1.2
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/pocketgan demo --out build/demo
+
+test: install
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-all: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/pocketgan bench dist/*.onnx dist/*.tflite --threads 2
+
+student: install
+	$(BIN)/pocketgan distill --config recipes/vintage.toml --out runs/vintage-student
+	$(BIN)/python -m distill.ship runs/vintage-student pocketgan/zoo/vintage-mobile
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf build dist runs .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Distillation: teacher loading, teacher-output cache, losses, trainer, checkpoints."""

@@ -1,0 +1,1 @@
+"""Eval harness: latency, memory, fidelity against the teacher, parity gate, reports."""

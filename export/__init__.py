@@ -1,0 +1,1 @@
+"""Export and quantization to ONNX, Core ML and TFLite, with parity validation."""

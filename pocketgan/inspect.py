@@ -1,0 +1,93 @@
+"""`pocketgan inspect`: parameters, MACs, layer histogram and exportability of a model or spec.
+
+Example: pocketgan inspect vintage --size 256 --json
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def inspect_model(spec: str, size: int = 256, weights: str | None = None, **model_kwargs) -> dict[str, Any]:
+    """A JSON-able description of `spec` at `size`x`size`."""
+    if Path(spec).suffix == ".onnx":
+        return _inspect_onnx(spec, size)
+    from pocketgan.flops import MAC_METHOD, count_macs, count_params
+    from pocketgan.models.specs import load_torch_model
+
+    model = load_torch_model(spec, weights=weights, **model_kwargs)
+    layers = Counter(type(m).__name__ for m in model.modules() if not list(m.children()))
+    return {
+        "model": spec,
+        "size": size,
+        "params": count_params(model),
+        "macs": count_macs(model, size),
+        "mac_method": MAC_METHOD,
+        "ops": dict(sorted(layers.items(), key=lambda kv: -kv[1])),
+        "exporters": _exportability(model, size),
+    }
+
+
+def _exportability(model, size: int) -> dict[str, str]:
+    try:
+        from export import exportability
+    except ImportError:
+        return {"onnx": "unknown", "coreml": "unknown", "tflite": "unknown"}
+    return exportability(model, size)
+
+
+def _inspect_onnx(path: str, size: int) -> dict[str, Any]:
+    import onnx
+    import onnx.numpy_helper
+
+    model = onnx.load(path)
+    params = sum(int(onnx.numpy_helper.to_array(t).size) for t in model.graph.initializer)
+    ops = Counter(node.op_type for node in model.graph.node)
+    return {
+        "model": path,
+        "size": size,
+        "params": params,
+        "macs": "unknown: MACs are counted on torch modules only",
+        "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1])),
+        "exporters": {"onnx": "is onnx"},
+    }
+
+
+@click.command("inspect")
+@click.argument("model")
+@click.option("--size", default=256, show_default=True, help="Square input size for the MAC count.")
+@click.option("--width", type=int, default=None, help="Width multiplier, for registered student names.")
+@click.option(
+    "--weights", type=click.Path(exists=True, dir_okay=False), help="State dict for a factory spec."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def inspect_command(model: str, size: int, width: int | None, weights: str | None, as_json: bool) -> None:
+    """Parameters, MACs, layer histogram and per-format exportability of MODEL.
+
+    MODEL is a spec (vintage, student:mobile-resnet, pkg.module:factory), a .pt checkpoint,
+    a .pt2 ExportedProgram or an .onnx file.
+
+    \b
+    Examples:
+      pocketgan inspect vintage --size 256
+      pocketgan inspect student:mobile-resnet --width 16 --json
+    """
+    kwargs = {"width": width} if width is not None else {}
+    info = inspect_model(model, size=size, weights=weights, **kwargs)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    macs = info["macs"]
+    click.echo(f"model      {info['model']}")
+    click.echo(f"params     {info['params']:,}")
+    click.echo(
+        f"MACs       {macs / 1e9:.3f} G at {size}x{size}" if isinstance(macs, int) else f"MACs       {macs}"
+    )
+    click.echo("layers     " + ", ".join(f"{k} x{v}" for k, v in info["ops"].items()))
+    for fmt, verdict in info["exporters"].items():
+        click.echo(f"{fmt:<10} {verdict}")

@@ -1,0 +1,148 @@
+"""The artifact manifest written beside every exported model, and atomic file writes (torch-free).
+
+Example: python -c "from pocketgan.manifest import read_manifest; print(read_manifest('dist/student.onnx'))"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pocketgan.errors import ModelLoadError
+
+MANIFEST_SUFFIX = ".manifest.json"
+REQUIRED_KEYS = (
+    "format",
+    "precision",
+    "sha256",
+    "size_bytes",
+    "input",
+    "output",
+    "source",
+    "parity",
+    "versions",
+    "created",
+)
+TENSOR_KEYS = ("shape", "layout", "dtype", "range", "color")
+PARITY_KEYS = ("reference", "images", "psnr_db", "max_abs", "passed", "verified_by")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, or of every file under a directory (e.g. an .mlpackage) in sorted order."""
+    digest = hashlib.sha256()
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as handle:
+            while block := handle.read(chunk):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def size_bytes(path: str | os.PathLike) -> int:
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; rename it into place only if the block succeeds.
+
+    Works for files and directories (an .mlpackage is a directory). A crash leaves at most a
+    `.tmp-*` entry, never a half-written file under the final name.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    tmp = tmp_dir / final.name
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"nothing was written to {tmp}")
+        if final.is_dir() and not final.is_symlink():
+            import shutil
+
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+
+
+def library_versions(names: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Installed versions of the named distributions ('not installed' where missing)."""
+    import pocketgan
+
+    versions = {"pocketgan": pocketgan.__version__}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+
+
+def manifest_path(artifact: str | os.PathLike) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + MANIFEST_SUFFIX)
+
+
+def validate_manifest(manifest: dict[str, Any]) -> None:
+    """Raise ModelLoadError naming the first missing key."""
+    missing = [key for key in REQUIRED_KEYS if key not in manifest]
+    for side in ("input", "output"):
+        if isinstance(manifest.get(side), dict):
+            missing += [f"{side}.{k}" for k in TENSOR_KEYS if k not in manifest[side]]
+    if isinstance(manifest.get("parity"), dict):
+        missing += [f"parity.{k}" for k in PARITY_KEYS if k not in manifest["parity"]]
+    if missing:
+        raise ModelLoadError(f"manifest is missing keys: {', '.join(missing)}")
+
+
+def write_manifest(artifact: str | os.PathLike, manifest: dict[str, Any]) -> Path:
+    validate_manifest(manifest)
+    path = manifest_path(artifact)
+    atomic_write_json(path, manifest)
+    return path
+
+
+def read_manifest(artifact: str | os.PathLike) -> dict[str, Any] | None:
+    """The sidecar manifest of an artifact, or None when there is none."""
+    path = manifest_path(artifact)
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{path}: not a valid manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ModelLoadError(f"{path}: not a valid manifest (not a JSON object)")
+    return manifest

@@ -1,0 +1,1 @@
+"""Torch-free reference runtime for exported artifacts."""
