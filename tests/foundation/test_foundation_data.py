@@ -1,0 +1,73 @@
+import hashlib
+
+import numpy as np
+from PIL import Image
+
+from pocketgan import data
+from pocketgan.images import load_image, load_images
+
+
+def _digest(image: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+def test_embedded_set_loads_offline(no_network):
+    data._load_named.cache_clear()
+    heldout = data.heldout_images(256)
+    assert [name for name, _ in heldout] == ["astronaut", "grace_hopper"]
+    assert all(im.shape == (256, 256, 3) and im.dtype == np.uint8 for _, im in heldout)
+    photos = data.train_photos()
+    assert len(photos) >= 100
+    images = data.training_images(6, 64, seed=3)
+    assert len(images) == 6 and all(im.shape == (64, 64, 3) for im in images)
+
+
+def test_heldout_never_in_training():
+    assert not set(data.HELDOUT) & set(data.TRAIN_PHOTOS)
+    heldout_files = {file for _, file in data.HELDOUT.values()}
+    assert not heldout_files & {file for _, file in data.TRAIN_PHOTOS.values()}
+    heldout_digests = {_digest(im) for _, im in data.heldout_images(None)}
+    assert not heldout_digests & {_digest(im) for _, im in data.train_photos()}
+
+
+def test_training_images_are_seeded():
+    a = data.training_images(4, 48, seed=7)
+    b = data.training_images(4, 48, seed=7)
+    c = data.training_images(4, 48, seed=8)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_load_images_converts_and_skips_broken(tmp_path):
+    rgb = (np.arange(20 * 30 * 3) % 251).astype(np.uint8).reshape(20, 30, 3)
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(rgb).save(tmp_path / "sub" / "good.png")
+    Image.fromarray(rgb).convert("RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(rgb[:, :, 0]).save(tmp_path / "gray.jpg")
+    Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257).save(tmp_path / "deep.png")
+    Image.fromarray(rgb).save(tmp_path / "pic.webp")
+    Image.fromarray(rgb).save(tmp_path / "pic.bmp")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    Image.fromarray(rgb).save(tmp_path / "trunc.jpg")
+    (tmp_path / "trunc.jpg").write_bytes((tmp_path / "trunc.jpg").read_bytes()[:100])
+    (tmp_path / "notes.txt").write_text("ignored")
+
+    loaded = load_images(tmp_path)
+    names = sorted(p.name for p in loaded.paths)
+    assert names == ["deep.png", "good.png", "gray.jpg", "pic.bmp", "pic.webp", "rgba.png"]
+    assert all(im.dtype == np.uint8 and im.shape == (20, 30, 3) for im in loaded.images)
+    assert sorted(p.name for p, _ in loaded.failures) == ["empty.jpg", "text.png", "trunc.jpg"]
+    deep = loaded.images[names.index("deep.png")]
+    np.testing.assert_array_equal(deep[:, :, 0], rgb[:, :, 0])
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    wide = np.zeros((10, 40, 3), dtype=np.uint8)
+    wide[:, :20] = 255
+    img = Image.fromarray(wide)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    img.save(tmp_path / "rotated.jpg", exif=exif.tobytes(), quality=95)
+    upright = load_image(tmp_path / "rotated.jpg")
+    assert upright.shape == (40, 10, 3)
