@@ -1,1 +1,23 @@
-"""Torch-free reference runtime for exported artifacts."""
+"""Torch-free reference runtime: run an exported artifact (.onnx, .tflite, .mlpackage) on images.
+
+    import runtime
+    session = runtime.load("dist/student.fp32.onnx", threads=2)   # backend chosen by file type
+    styled = session.run(photo)          # uint8 (H, W, 3) RGB in and out, at the photo's size
+    y = session.predict(x)               # float32 (N, 3, H, W) in [-1, 1] at the model size
+
+Images are resized to the model size and back with `pocketgan.images.resize` (Pillow bicubic on uint8
+RGB), the one resize filter of every PocketGAN stage, so parity numbers mean the same everywhere.
+Backends register by name (`register_backend`); `available_backends()` says which can run here and why not.
+
+Example: python -c "import runtime; print(runtime.available_backends())"
+"""
+
+from runtime.base import (
+    Backend,
+    TensorSpec,
+    available_backends,
+    register_backend,
+)
+from runtime.session import Session, load
+
+__all__ = ["Backend", "Session", "TensorSpec", "available_backends", "load", "register_backend"]

@@ -1,0 +1,236 @@
+"""The runtime backend interface and its registry (torch-free).
+
+A backend wraps one loaded model in one inference engine. It describes its single image input and its
+output as `TensorSpec`s and runs artifact-native arrays; `runtime.session.Session` does all image pre- and
+post-processing around it, so every backend sees the same prepared tensors.
+
+Register a backend by name; a backend whose library is missing reports why from `availability()` instead of
+failing at import time:
+
+    @register_backend("my-engine")
+    class MyEngine(Backend):
+        suffixes = (".onnx",)
+
+        @classmethod
+        def availability(cls) -> str:
+            return "ok"
+
+        def __init__(self, path, threads=None, providers=None):
+            ...  # load; fill self.inputs / self.outputs with TensorSpec
+
+        def run(self, array):
+            ...  # one artifact-native input array -> the first output array
+
+Optional backends that live in their own package (e.g. `runtime.coreml_reference`, which registers
+"coreml-reference") are imported on first use of the registry, never at `import runtime`.
+
+Example: python -c "import runtime; print(runtime.available_backends())"
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pocketgan.errors import BackendUnavailable, UsageError
+
+log = logging.getLogger(__name__)
+
+# Packages that register extra backends when imported; missing ones are simply not offered.
+PLUGIN_MODULES = ("runtime.coreml_reference",)
+
+# dtype of an input that takes an image (Core ML ImageType) rather than a tensor.
+IMAGE_DTYPE = "image"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output as the engine sees it.
+
+    shape: the shape of the array the backend takes or returns, -1 for a dynamic dim. dtype: a numpy
+    dtype name ("float32", "float16", "int8", "uint8", ...) or "image" for a Core ML ImageType feature,
+    whose array is uint8 (N, H, W, 3) RGB pixels (shape (1, H, W, 3)); the model applies its own scale
+    and bias to an image input. quantization: (scale, zero_point) of an integer
+    tensor that stands for real values, else None.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    quantization: tuple[float, int] | None = None
+
+
+class Backend(abc.ABC):
+    """One model loaded in one inference engine; subclasses register with `@register_backend(name)`."""
+
+    name: ClassVar[str] = ""  # set by register_backend
+    suffixes: ClassVar[tuple[str, ...]] = ()  # file types this backend opens, lower-case with the dot
+    # Among available backends for the same file type, the lowest priority wins (ties: registration order).
+    priority: ClassVar[int] = 50
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+    @classmethod
+    @abc.abstractmethod
+    def availability(cls) -> str:
+        """ "ok" if this backend can run on this machine, else "unavailable: <why / what to install>"."""
+
+    @abc.abstractmethod
+    def __init__(
+        self, path: Path, threads: int | None = None, providers: Sequence[str] | None = None
+    ) -> None:
+        """Load the model; raise pocketgan.errors.ModelLoadError (one line) if the file is not one."""
+
+    @abc.abstractmethod
+    def run(self, array: np.ndarray) -> np.ndarray:
+        """Run one artifact-native input array (shape/dtype per `inputs[0]`); return the first output.
+
+        The caller may reuse `array`'s memory after this returns: do not keep a reference to it.
+        """
+
+    @property
+    def verified_by(self) -> str:
+        """What ran the model, for manifests' parity.verified_by: engine, version, execution path."""
+        return self.name
+
+    def embedded_manifest(self) -> dict[str, Any] | None:
+        """The PocketGAN manifest stored inside the model file, if the format has one there."""
+        return None
+
+    def close(self) -> None:  # noqa: B027  (optional hook; most engines free themselves)
+        """Release engine resources."""
+
+
+_REGISTRY: dict[str, type[Backend]] = {}
+_PLUGIN_STATUS: dict[str, str] = {}
+_plugins_loaded = False
+
+
+def register_backend(name: str) -> Callable[[type[Backend]], type[Backend]]:
+    """Class decorator: register a Backend subclass under `name`; a second registration is refused."""
+
+    def decorator(cls: type[Backend]) -> type[Backend]:
+        if name in _REGISTRY:
+            raise ValueError(
+                f"runtime backend {name!r} is already registered ({_REGISTRY[name].__qualname__})"
+            )
+        if not (isinstance(cls, type) and issubclass(cls, Backend)):
+            raise TypeError(f"runtime backend {name!r} must subclass runtime.base.Backend")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a registered backend (for tests and plugins that replace themselves)."""
+    _REGISTRY.pop(name, None)
+
+
+def _load_builtin_backends() -> None:
+    # Importing the modules registers them; each imports its engine library lazily.
+    from runtime import coreml, litert, ort  # noqa: F401
+
+
+def load_plugins() -> None:
+    """Import optional backend packages once; a missing one is recorded, a broken one logged."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    _load_builtin_backends()
+    for module_name in PLUGIN_MODULES:
+        try:
+            importlib.import_module(module_name)
+            _PLUGIN_STATUS[module_name] = "ok"
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                _PLUGIN_STATUS[module_name] = "not installed"
+            else:
+                _PLUGIN_STATUS[module_name] = f"failed to import: {exc}"
+                log.warning("runtime plugin %s failed to import: %s", module_name, exc)
+        except Exception as exc:  # a broken plugin must not break the built-in backends
+            _PLUGIN_STATUS[module_name] = f"failed to import: {type(exc).__name__}: {exc}"
+            log.warning("runtime plugin %s failed to import: %s", module_name, exc)
+
+
+def plugin_status() -> dict[str, str]:
+    """Optional backend packages -> "ok" | "not installed" | "failed to import: <why>"."""
+    load_plugins()
+    return dict(_PLUGIN_STATUS)
+
+
+def registered_backends() -> dict[str, type[Backend]]:
+    load_plugins()
+    return dict(_REGISTRY)
+
+
+def backend_status(cls: type[Backend]) -> str:
+    """A backend's availability, never raising."""
+    try:
+        status = cls.availability()
+    except Exception as exc:
+        return f"unavailable: {type(exc).__name__}: {exc}"
+    return status if status == "ok" or status.startswith("unavailable") else f"unavailable: {status}"
+
+
+def available_backends() -> dict[str, str]:
+    """Every registered backend name -> "ok" or "unavailable: <why>"."""
+    return {name: backend_status(cls) for name, cls in registered_backends().items()}
+
+
+def get_backend(name: str) -> type[Backend]:
+    """The backend class registered as `name`; UsageError listing the known names otherwise."""
+    backends = registered_backends()
+    if name not in backends:
+        raise UsageError(f"unknown runtime backend {name!r}; known: {', '.join(sorted(backends))}")
+    return backends[name]
+
+
+def model_suffix(path: str | os.PathLike) -> str:
+    return Path(path).suffix.lower()
+
+
+def known_suffixes() -> list[str]:
+    return sorted({s for cls in registered_backends().values() for s in cls.suffixes})
+
+
+def backends_for(path: str | os.PathLike) -> list[type[Backend]]:
+    """Backends that open this file type, best first (priority, then registration order)."""
+    suffix = model_suffix(path)
+    ordered = list(registered_backends().values())
+    matching = [cls for cls in ordered if suffix in cls.suffixes]
+    return sorted(matching, key=lambda cls: (cls.priority, ordered.index(cls)))
+
+
+def choose_backend(path: str | os.PathLike, backend: str | None = None) -> type[Backend]:
+    """The backend to open `path` with: the named one (must be available), else the best available."""
+    if backend is not None:
+        cls = get_backend(backend)
+        status = backend_status(cls)
+        if status != "ok":
+            raise BackendUnavailable(f"backend {backend!r} is {status}")
+        return cls
+    candidates = backends_for(path)
+    if not candidates:
+        raise UsageError(
+            f"{path}: unknown model type {model_suffix(path) or '(no extension)'!r}; "
+            f"expected one of {', '.join(known_suffixes())} (or pass --backend)"
+        )
+    reasons = []
+    for cls in candidates:
+        status = backend_status(cls)
+        if status == "ok":
+            return cls
+        reasons.append(f"{cls.name}: {status}")
+    raise BackendUnavailable(f"no backend can run {model_suffix(path)} here ({'; '.join(reasons)})")

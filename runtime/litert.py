@@ -1,0 +1,91 @@
+"""The "litert" backend: a .tflite model in the ai_edge_litert Interpreter (XNNPACK, the default delegate).
+
+Example: python -c "import runtime; print(runtime.load('dist/student.int8.tflite', threads=2).layout)"
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pocketgan.errors import ModelLoadError, UsageError
+from runtime.base import Backend, TensorSpec, register_backend
+
+log = logging.getLogger(__name__)
+
+TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of every .tflite
+
+
+def _spec(detail: dict) -> TensorSpec:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    dtype = np.dtype(detail["dtype"]).name
+    quantized = scale != 0.0 and dtype in ("int8", "uint8", "int16")
+    signature = detail.get("shape_signature", detail["shape"])
+    return TensorSpec(
+        detail["name"],
+        tuple(int(d) for d in signature),
+        dtype,
+        (float(scale), int(zero_point)) if quantized else None,
+    )
+
+
+@register_backend("litert")
+class LiteRTBackend(Backend):
+    """A TFLite flatbuffer in ai_edge_litert's Interpreter with `num_threads` = `threads`."""
+
+    suffixes = (".tflite",)
+    priority = 10
+
+    @classmethod
+    def availability(cls) -> str:
+        try:
+            from ai_edge_litert import interpreter  # noqa: F401
+        except ImportError:
+            return "unavailable: pip install ai-edge-litert"
+        return "ok"
+
+    def __init__(self, path: Path, threads: int | None = None, providers: Sequence[str] | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if providers:
+            raise UsageError("providers apply to the onnxruntime backend only")
+        self.path = Path(path)
+        with open(self.path, "rb") as handle:
+            header = handle.read(8)
+        if header[4:8] != TFLITE_IDENTIFIER:
+            raise ModelLoadError(f"{self.path}: not a TFLite model (no TFL3 identifier in its header)")
+        try:
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except Exception as exc:  # the interpreter raises ValueError/RuntimeError with multi-line text
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{self.path}: not a loadable TFLite model ({first_line})") from None
+        input_details = self.interpreter.get_input_details()
+        output_details = self.interpreter.get_output_details()
+        self.inputs = [_spec(d) for d in input_details]
+        self.outputs = [_spec(d) for d in output_details]
+        self._input_index = input_details[0]["index"] if input_details else -1
+        self._output_index = output_details[0]["index"] if output_details else -1
+        self._batch = int(input_details[0]["shape"][0]) if input_details else 1
+
+    @property
+    def verified_by(self) -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            engine = f"ai-edge-litert {version('ai-edge-litert')}"
+        except PackageNotFoundError:
+            engine = "ai-edge-litert"
+        return f"{engine} (Interpreter, default delegates incl. XNNPACK)"
+
+    def run(self, array: np.ndarray) -> np.ndarray:
+        if array.shape[0] != self._batch:
+            self.interpreter.resize_tensor_input(self._input_index, list(array.shape))
+            self.interpreter.allocate_tensors()
+            self._batch = array.shape[0]
+        self.interpreter.set_tensor(self._input_index, array)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output_index)

@@ -1,0 +1,124 @@
+"""The "onnxruntime" backend: CPU execution provider by default, others by name when the build has them.
+
+Example: python -c "import runtime; print(runtime.load('dist/student.fp32.onnx', threads=2).size)"
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pocketgan.errors import BackendUnavailable, ModelLoadError
+from runtime.base import Backend, TensorSpec, register_backend
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_MANIFEST_KEY = "pocketgan_manifest"
+# Short provider names accepted by `providers=` / `--providers`.
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "nnapi": "NnapiExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "dml": "DmlExecutionProvider",
+}
+_ONNX_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+}
+
+
+def resolve_providers(requested: Sequence[str] | None, available: Sequence[str]) -> list[str]:
+    """Full provider names, CPU last as the fallback; BackendUnavailable if the build lacks one."""
+    if not requested:
+        return ["CPUExecutionProvider"]
+    names = [PROVIDER_ALIASES.get(p.lower(), p) for p in requested]
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise BackendUnavailable(
+            f"this onnxruntime build has no {', '.join(missing)} (it has: {', '.join(available)})"
+        )
+    if "CPUExecutionProvider" not in names:
+        names.append("CPUExecutionProvider")
+    return names
+
+
+def _dims(shape: Sequence[Any]) -> tuple[int, ...]:
+    return tuple(d if isinstance(d, int) and d > 0 else -1 for d in shape)
+
+
+@register_backend("onnxruntime")
+class OnnxRuntimeBackend(Backend):
+    """An ONNX model in an onnxruntime InferenceSession (intra-op threads = `threads`)."""
+
+    suffixes = (".onnx",)
+    priority = 10
+
+    @classmethod
+    def availability(cls) -> str:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "unavailable: pip install onnxruntime"
+        return "ok"
+
+    def __init__(self, path: Path, threads: int | None = None, providers: Sequence[str] | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.providers = resolve_providers(providers, ort.get_available_providers())
+        with open(self.path, "rb") as handle:
+            if handle.read(8)[4:8] == b"TFL3":
+                raise ModelLoadError(f"{self.path}: this is a TFLite model, not ONNX (rename it to .tflite)")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: warnings go to stderr, not through logging
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{self.path}: not a loadable ONNX model ({first_line})") from None
+        self.inputs = [
+            TensorSpec(i.name, _dims(i.shape), _ONNX_TYPES.get(i.type, i.type))
+            for i in self.session.get_inputs()
+        ]
+        self.outputs = [
+            TensorSpec(o.name, _dims(o.shape), _ONNX_TYPES.get(o.type, o.type))
+            for o in self.session.get_outputs()
+        ]
+        self._input_name = self.inputs[0].name if self.inputs else ""
+        self._output_names = [self.outputs[0].name] if self.outputs else None
+
+    @property
+    def verified_by(self) -> str:
+        import onnxruntime
+
+        return f"onnxruntime {onnxruntime.__version__} ({', '.join(self.session.get_providers())})"
+
+    def run(self, array: np.ndarray) -> np.ndarray:
+        return self.session.run(self._output_names, {self._input_name: array})[0]
+
+    def embedded_manifest(self) -> dict[str, Any] | None:
+        text = self.session.get_modelmeta().custom_metadata_map.get(EMBEDDED_MANIFEST_KEY)
+        if not text:
+            return None
+        try:
+            manifest = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelLoadError(f"{self.path}: embedded manifest is not valid JSON ({exc})") from None
+        return manifest if isinstance(manifest, dict) else None

@@ -1,0 +1,167 @@
+"""Runtime overhead benchmark (not a test): Session.run vs the raw engine call on the same prepared tensor.
+
+Exports a student-like net (depthwise-separable residual, width 16, 256²) to ONNX and TFLite, then times,
+interleaved: the raw engine call (InferenceSession.run / set_tensor+invoke+get_tensor), Session.run on a
+256² image (no resize), and Session.run on a 512x384 photo against raw + the two resizes it needs.
+
+Example: nice -n 10 .venv/bin/python tests/runtime/runtime_overhead_bench.py --iterations 300 --threads 1
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, when run as a script
+
+
+def student_like(width: int = 16):
+    import torch
+    from torch import nn
+
+    def separable(channels_in, channels_out, stride=1):
+        return nn.Sequential(
+            nn.Conv2d(channels_in, channels_in, 3, stride, 1, groups=channels_in),
+            nn.Conv2d(channels_in, channels_out, 1),
+            nn.ReLU(),
+        )
+
+    class Block(nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+            self.body = nn.Sequential(separable(channels, channels), separable(channels, channels))
+
+        def forward(self, x):
+            return x + self.body(x)
+
+    class Student(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1), nn.ReLU())
+            self.down = nn.Sequential(separable(width, 2 * width, 2), separable(2 * width, 4 * width, 2))
+            self.blocks = nn.Sequential(*[Block(4 * width) for _ in range(4)])
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2),
+                separable(4 * width, 2 * width),
+                nn.Upsample(scale_factor=2),
+                separable(2 * width, width),
+            )
+            self.head = nn.Conv2d(width, 3, 3, 1, 1)
+
+        def forward(self, x):
+            return torch.tanh(x + self.head(self.up(self.blocks(self.down(self.stem(x))))))
+
+    torch.manual_seed(0)
+    return Student().eval()
+
+
+def export(directory: Path, size: int) -> tuple[Path, Path]:
+    import litert_torch
+    import torch
+
+    model = student_like()
+    onnx_path, tflite_path = directory / "student.fp32.onnx", directory / "student.fp32.tflite"
+    torch.onnx.export(
+        model, (torch.zeros(1, 3, size, size),), str(onnx_path), dynamo=True, external_data=False
+    )
+    channel_last = litert_torch.to_channel_last_io(model, args=[0], outputs=[0])
+    litert_torch.convert(channel_last.eval(), (torch.zeros(1, size, size, 3),)).export(str(tflite_path))
+    return onnx_path, tflite_path
+
+
+def _timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return (time.perf_counter() - start) * 1000.0
+
+
+def measure(path: Path, threads: int, iterations: int, size: int) -> dict:
+    import runtime
+    from pocketgan.data import heldout_images
+    from pocketgan.images import resize
+
+    session = runtime.load(path, threads=threads)
+    image = heldout_images(size)[0][1]
+    photo = resize(heldout_images(None)[0][1], (384, 512))
+    if session.layout == "NCHW":
+        prepared = (image.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None].copy()
+    else:
+        prepared = (image.astype(np.float32) / 127.5 - 1.0)[None].copy()
+
+    if session.backend == "onnxruntime":
+        engine = session.engine.session
+        feed, outputs = {session.input_spec.name: prepared}, [session.output_spec.name]
+
+        def raw():
+            engine.run(outputs, feed)
+
+        def invoke_only():
+            engine.run(outputs, feed)
+    else:
+        interpreter = session.engine.interpreter
+        input_index = interpreter.get_input_details()[0]["index"]
+        output_index = interpreter.get_output_details()[0]["index"]
+
+        def raw():
+            interpreter.set_tensor(input_index, prepared)
+            interpreter.invoke()
+            interpreter.get_tensor(output_index)
+
+        def invoke_only():
+            interpreter.invoke()
+
+    small_output = session.run(image)
+
+    def resizes():
+        resize(photo, size)
+        resize(small_output, photo.shape[:2])
+
+    for _ in range(10):  # warm-up
+        raw(), session.run(image), session.run(photo)
+    times = {"raw": [], "invoke_only": [], "session_run": [], "session_run_photo": [], "resizes": []}
+    for _ in range(iterations):  # interleaved, so drift on a shared machine hits all alike
+        times["raw"].append(_timed(raw))
+        times["session_run"].append(_timed(lambda: session.run(image)))
+        times["invoke_only"].append(_timed(invoke_only))
+        times["session_run_photo"].append(_timed(lambda: session.run(photo)))
+        times["resizes"].append(_timed(resizes))
+    median = {key: statistics.median(values) for key, values in times.items()}
+    paired = [run / base for run, base in zip(times["session_run"], times["raw"], strict=True)]
+    paired_photo = [
+        run / (base + extra)
+        for run, base, extra in zip(times["session_run_photo"], times["raw"], times["resizes"], strict=True)
+    ]
+    return {
+        "model": path.name,
+        "backend": session.backend,
+        "threads": threads,
+        "iterations": iterations,
+        "median_ms": {key: round(value, 3) for key, value in median.items()},
+        "ratio_run_vs_raw": round(median["session_run"] / median["raw"], 4),
+        "ratio_run_photo_vs_raw_plus_resize": round(
+            median["session_run_photo"] / (median["raw"] + median["resizes"]), 4
+        ),
+        "median_paired_ratio_run_vs_raw": round(statistics.median(paired), 4),
+        "median_paired_ratio_photo_vs_raw_plus_resize": round(statistics.median(paired_photo), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--size", type=int, default=256)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        paths = export(Path(directory), args.size)
+        results = [measure(path, args.threads, args.iterations, args.size) for path in paths]
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""runtime.load / Session on tiny exported models: parity across formats, manifests, int8 I/O, bad models."""
+
+import json
+
+import numpy as np
+import pytest
+from runtime_testkit import MODEL_SIZE, copy_model, write_sidecar
+
+import runtime
+from pocketgan.data import heldout_images
+from pocketgan.errors import ModelLoadError, UsageError
+from pocketgan.images import resize, to_nchw
+
+FP32_MAX_ABS = 1e-3  # export parity threshold for fp32 (INTERFACES.md)
+
+
+def _heldout_batch():
+    images = [image for _, image in heldout_images(MODEL_SIZE)]
+    return images, to_nchw(images)
+
+
+def test_onnx_session_infers_nchw_and_runs(tiny_onnx):
+    session = runtime.load(tiny_onnx)
+    assert (session.backend, session.layout, session.size) == (
+        "onnxruntime",
+        "NCHW",
+        (MODEL_SIZE, MODEL_SIZE),
+    )
+    assert session.manifest is None
+    images, batch = _heldout_batch()
+    predicted = session.predict(batch)
+    assert predicted.shape == batch.shape and predicted.dtype == np.float32
+    raw = np.concatenate([session.run_array(batch[i : i + 1]) for i in range(len(batch))])
+    np.testing.assert_array_equal(predicted, raw)
+    output = session.run(images[0])
+    assert output.shape == images[0].shape and output.dtype == np.uint8 and output.flags.c_contiguous
+    assert session.verified_by.startswith("onnxruntime ") and "CPUExecutionProvider" in session.verified_by
+
+
+@pytest.mark.tflite
+def test_onnx_and_tflite_agree_through_session(tiny_onnx, tiny_tflite):
+    onnx_session, tflite_session = runtime.load(tiny_onnx, threads=1), runtime.load(tiny_tflite, threads=1)
+    assert tflite_session.backend == "litert" and tflite_session.layout == "NHWC"
+    images, batch = _heldout_batch()
+    max_abs = np.abs(onnx_session.predict(batch) - tflite_session.predict(batch)).max()
+    assert max_abs <= FP32_MAX_ABS
+    for image in images:
+        difference = onnx_session.run(image).astype(int) - tflite_session.run(image).astype(int)
+        assert np.abs(difference).max() <= 1
+    # run() is predict() on the same pixels, scaled to [0, 255] and rounded half up
+    expected = np.floor(np.clip((onnx_session.predict(batch[:1])[0] + 1) * 127.5 + 0.5, 0, 255))
+    assert np.abs(onnx_session.run(images[0]).astype(float) - expected.transpose(1, 2, 0)).max() <= 1
+
+
+def test_run_resizes_to_model_size_and_back_with_the_shared_filter(tiny_onnx):
+    session = runtime.load(tiny_onnx)
+    photo = heldout_images(None)[0][1][:150, :100]
+    output = session.run(photo)
+    assert output.shape == photo.shape
+    expected_small = session.run(resize(photo, MODEL_SIZE))
+    np.testing.assert_array_equal(output, resize(expected_small, photo.shape[:2]))
+    assert [o.shape for o in session.run_batch([photo, photo[:80]])] == [photo.shape, photo[:80].shape]
+
+
+def test_run_refuses_non_rgb_arrays(tiny_onnx):
+    session = runtime.load(tiny_onnx)
+    with pytest.raises(UsageError, match="uint8"):
+        session.run(np.zeros((8, 8), np.uint8))
+    with pytest.raises(UsageError, match="model size"):
+        session.predict(np.zeros((1, 3, 8, 8), np.float32))
+
+
+@pytest.mark.tflite
+def test_int8_io_tflite_is_quantized_and_dequantized(tiny_tflite, tiny_tflite_int8):
+    session = runtime.load(tiny_tflite_int8)
+    assert session.input_spec.dtype == "int8" and session.input_spec.quantization is not None
+    images, batch = _heldout_batch()
+    float_session = runtime.load(tiny_tflite)
+    predicted = session.predict(batch)
+    assert predicted.dtype == np.float32
+    assert np.abs(predicted - float_session.predict(batch)).max() < 0.05
+    scale, zero_point = session.input_spec.quantization
+    nhwc = batch[:1].transpose(0, 2, 3, 1)
+    quantized = np.clip(np.rint(nhwc / scale) + zero_point, -128, 127).astype(np.int8)
+    out_scale, out_zero = session.output_spec.quantization
+    raw = (session.run_array(quantized).astype(np.float32) - out_zero) * out_scale
+    np.testing.assert_allclose(predicted[:1], raw.transpose(0, 3, 1, 2), atol=1e-6)
+    assert np.abs(session.run(images[0]).astype(int) - float_session.run(images[0])).max() <= 8
+
+
+def test_sidecar_manifest_sets_range_and_is_exposed(tiny_onnx, tmp_path):
+    model = copy_model(tiny_onnx, tmp_path)
+    images, batch = _heldout_batch()
+    reference = runtime.load(model).predict(batch)
+    write_sidecar(
+        model,
+        input={"shape": [1, 3, MODEL_SIZE, MODEL_SIZE], "layout": "NCHW", "range": [0, 1]},
+        output={"shape": [1, 3, MODEL_SIZE, MODEL_SIZE], "layout": "NCHW", "range": [-1, 1]},
+    )
+    session = runtime.load(model)
+    assert session.manifest["input"]["range"] == [0, 1]
+    # The session now feeds (x + 1) / 2: the model sees a different input than without the manifest.
+    shifted = runtime.load(tiny_onnx).run_array((batch[:1] + 1) / 2)
+    np.testing.assert_allclose(session.predict(batch[:1]), shifted, atol=1e-6)
+    assert not np.allclose(session.predict(batch[:1]), reference[:1], atol=1e-3)
+
+
+def test_embedded_onnx_manifest_is_read(tiny_onnx, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(tiny_onnx))
+    manifest = {"format": "onnx", "name": "embedded", "input": {"shape": [1, 3, MODEL_SIZE, MODEL_SIZE]}}
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "pocketgan_manifest", json.dumps(manifest)
+    path = tmp_path / "embedded.onnx"
+    onnx.save(model, str(path))
+    assert runtime.load(path).manifest["name"] == "embedded"
+    write_sidecar(path, name="sidecar")  # the sidecar wins over the embedded copy
+    assert runtime.load(path).manifest["name"] == "sidecar"
+
+
+def test_manifest_that_does_not_match_the_model_is_refused(tiny_onnx, tmp_path):
+    model = copy_model(tiny_onnx, tmp_path)
+    write_sidecar(model, input={"shape": [1, 3, 256, 256], "layout": "NCHW"})
+    with pytest.raises(ModelLoadError, match=r"manifest input shape \[1, 3, 256, 256\] does not match"):
+        runtime.load(model)
+    write_sidecar(model, format="tflite")
+    with pytest.raises(ModelLoadError, match="describes a tflite model"):
+        runtime.load(model)
+
+
+@pytest.mark.tflite
+def test_truncated_and_misnamed_models_fail_with_one_line(tiny_onnx, tiny_tflite, tmp_path):
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(tiny_onnx.read_bytes()[:300])
+    with pytest.raises(ModelLoadError, match="not a loadable ONNX model") as info:
+        runtime.load(truncated)
+    assert "\n" not in str(info.value)
+    misnamed = copy_model(tiny_onnx, tmp_path, "model.tflite")
+    with pytest.raises(ModelLoadError, match="not a TFLite model"):
+        runtime.load(misnamed)
+    with pytest.raises(ModelLoadError, match="this is a TFLite model, not ONNX"):
+        runtime.load(copy_model(tiny_tflite, tmp_path, "model.onnx"))
+    unknown = copy_model(tiny_onnx, tmp_path, "model.bin")
+    with pytest.raises(UsageError, match=r"unknown model type '\.bin'"):
+        runtime.load(unknown)
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="empty model file"):
+        runtime.load(tmp_path / "empty.onnx")
+    with pytest.raises(ModelLoadError, match="no such model file"):
+        runtime.load(tmp_path / "missing.onnx")
+
+
+def test_model_with_two_inputs_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 8, 8]) for n in ("image", "mask")]
+    output = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3, 8, 8])
+    graph = helper.make_graph([helper.make_node("Add", ["image", "mask"], ["out"])], "two", inputs, [output])
+    path = tmp_path / "two_inputs.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(path))
+    with pytest.raises(ModelLoadError, match=r"expected one image input, the model has 2 \(image, mask\)"):
+        runtime.load(path)
+
+
+def test_model_without_rgb_layout_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
+    result = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "four", [value], [result])
+    path = tmp_path / "four_channels.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(path))
+    with pytest.raises(ModelLoadError, match="cannot tell the layout"):
+        runtime.load(path)
