@@ -1,1 +1,12 @@
-"""Distillation: teacher loading, teacher-output cache, losses, trainer, checkpoints."""
+"""Distillation: teacher loading, teacher-output cache, losses, trainer (single process and DDP), checkpoints.
+
+Public API: `distill(config) -> DistillResult`, `DistillConfig`, `resolve_config`, `load_teacher`, `Teacher`.
+
+Example: pocketgan distill --preset quick --out runs/quick
+"""
+
+from distill.config import DistillConfig, resolve_config
+from distill.teacher import Teacher, load_teacher
+from distill.trainer import DistillResult, distill
+
+__all__ = ["DistillConfig", "DistillResult", "Teacher", "distill", "load_teacher", "resolve_config"]

@@ -26,12 +26,7 @@ def register_model(name: str, kind: str = "generator") -> Callable:
 
 def _ensure_loaded() -> None:
     # Importing the definition modules registers them.
-    from pocketgan.models import cyclegan  # noqa: F401
-
-    try:
-        from pocketgan.models import discriminator, students  # noqa: F401
-    except ImportError:  # added by the distillation stage
-        pass
+    from pocketgan.models import cyclegan, discriminator, students  # noqa: F401
 
 
 def available(kind: str | None = None) -> list[str]:

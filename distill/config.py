@@ -1,0 +1,222 @@
+"""The distillation recipe: one frozen `DistillConfig` <-> TOML (`recipes/vintage.toml`), plus presets.
+
+Precedence, lowest first: dataclass defaults < `--preset` < `--config FILE.toml` < command-line flags.
+The resolved config is saved as `config.toml` in the run folder (and `--resume` starts from it).
+
+Example: python -c "from distill.config import resolve_config; print(resolve_config(preset='quick', steps=20))"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pocketgan.config import config_from_dict, config_to_dict, dumps_toml
+from pocketgan.errors import UsageError
+
+DEVICES = ("cpu", "cuda", "auto")
+
+# Overrides over the dataclass defaults. The quick preset is the demo's live distillation (<= 5 CPU minutes).
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "student": "mobile-resnet",
+        "width": 16,
+        "size": 128,
+        "steps": 300,
+        "batch": 8,
+        "pool_size": 48,
+        "lr": 3e-3,
+        "warmup_steps": 20,
+        "eval_every": 100,
+        "checkpoint_every": 100,
+        "synthetic_fraction": 0.3,
+        "augment_strength": 1.0,
+        "pixel_loss": {"l1": 1.0},
+    },
+}
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Everything a distillation run needs; validated on construction (bad values raise UsageError).
+
+    `size_schedule` lists leading low-resolution phases as [size, fraction_of_steps] or
+    [size, fraction_of_steps, batch]; the remaining steps train at `size` with `batch`.
+    `pixel_loss` holds the keyword weights of `distill.pixel_losses.PixelLoss` (e.g. l1, ssim, low_pass,
+    high_pass). `feature_layers` pairs a teacher module path with a student module path for feature
+    distillation through a learned 1x1 adapter. `batch` is the global batch: DDP splits it across ranks.
+    `ema_decay` > 0 keeps an exponential moving average of the student's weights; that average is what
+    is evaluated and saved as best.pt.
+    """
+
+    # What to distill
+    teacher: str = "vintage"
+    teacher_weights: str | None = None
+    student: str = "mobile-resnet"
+    width: int = 16
+    student_kwargs: dict[str, Any] = field(default_factory=dict)
+    init_checkpoint: str | None = None
+    # Data: `data` is a folder of the user's images (None: the embedded set), `pool_size` training images
+    # are drawn from it with seeded augmentation; the teacher runs on each whole image (never on crops).
+    data: str | None = None
+    pool_size: int = 160
+    synthetic_fraction: float = 0.25
+    augment_strength: float = 1.0
+    # Schedule
+    size: int = 256
+    size_schedule: tuple[tuple[float, ...], ...] = ()
+    steps: int = 2000
+    batch: int = 4
+    lr: float = 2e-3
+    lr_min_ratio: float = 0.02
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.0
+    seed: int = 0
+    # Losses
+    pixel_loss: dict[str, float] = field(default_factory=lambda: {"l1": 1.0})
+    feature_weight: float = 0.0
+    feature_layers: tuple[tuple[str, str], ...] = ()
+    adversarial_weight: float = 0.0
+    adversarial_from: float = 0.0
+    discriminator: str = "patchgan"
+    discriminator_width: int = 32
+    discriminator_lr: float = 2e-4
+    # Bookkeeping
+    out: str = "runs/distill"
+    checkpoint_every: int = 200
+    eval_every: int = 100
+    log_every: int = 10
+    device: str = "auto"
+    threads: int = 0
+    bf16: bool = True
+    teacher_batch: int = 4
+    cache_dir: str | None = None
+    nan_patience: int = 3
+    max_rollbacks: int = 3
+    progress: bool = True
+
+    def __post_init__(self):
+        positive = ("width", "pool_size", "size", "steps", "batch", "checkpoint_every", "eval_every")
+        positive += ("log_every", "teacher_batch", "nan_patience", "discriminator_width")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("warmup_steps", "threads", "seed", "max_rollbacks"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise UsageError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        for name in ("lr", "discriminator_lr"):
+            if not getattr(self, name) > 0:
+                raise UsageError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("synthetic_fraction", "lr_min_ratio", "adversarial_from", "ema_decay"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UsageError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for name in ("augment_strength", "weight_decay", "grad_clip", "feature_weight", "adversarial_weight"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.ema_decay >= 1:
+            raise UsageError(f"ema_decay must be below 1 (0 switches it off), got {self.ema_decay}")
+        if self.device not in DEVICES:
+            raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.size % 4:
+            raise UsageError(f"size must be a multiple of 4, got {self.size}")
+        bad = {k: v for k, v in self.pixel_loss.items() if not isinstance(v, int | float) or v < 0}
+        if bad:
+            raise UsageError(f"pixel_loss weights must be numbers >= 0, got {bad}")
+        self._check_size_schedule()
+        for pair in self.feature_layers:
+            if len(pair) != 2 or not all(isinstance(name, str) and name for name in pair):
+                raise UsageError(
+                    f"feature_layers entries are [teacher_layer, student_layer], got {list(pair)}"
+                )
+        if self.feature_weight > 0 and not self.feature_layers:
+            raise UsageError(
+                "feature_weight > 0 needs feature_layers = [[teacher_layer, student_layer], ...]"
+            )
+        object.__setattr__(self, "size_schedule", tuple(tuple(p) for p in self.size_schedule))
+        object.__setattr__(self, "feature_layers", tuple(tuple(p) for p in self.feature_layers))
+
+    def _check_size_schedule(self) -> None:
+        total = 0.0
+        for phase in self.size_schedule:
+            if len(phase) not in (2, 3):
+                raise UsageError(
+                    f"size_schedule entries are [size, fraction] or [size, fraction, batch]: {phase}"
+                )
+            size, fraction = phase[0], phase[1]
+            batch = phase[2] if len(phase) == 3 else self.batch
+            if int(size) != size or size < 8 or int(size) % 4:
+                raise UsageError(f"size_schedule size must be an integer multiple of 4 >= 8, got {size}")
+            if int(batch) != batch or batch < 1:
+                raise UsageError(f"size_schedule batch must be a positive integer, got {batch}")
+            if not 0 < fraction < 1:
+                raise UsageError(f"size_schedule fraction must be in (0, 1), got {fraction}")
+            total += fraction
+        if total >= 1:
+            raise UsageError("size_schedule fractions must leave some steps for the final size")
+
+    def student_build_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `pocketgan.models.build(self.student, ...)`."""
+        return {"width": self.width, **self.student_kwargs}
+
+    def phases(self) -> list[tuple[int, int, int]]:
+        """Training phases as (first_step, size, batch); the last phase runs at `size`."""
+        phases, start = [], 0
+        for phase in self.size_schedule:
+            batch = int(phase[2]) if len(phase) == 3 else self.batch
+            phases.append((start, int(phase[0]), batch))
+            start += max(1, round(phase[1] * self.steps))
+        phases.append((min(start, self.steps), self.size, self.batch))
+        return [p for i, p in enumerate(phases) if i == len(phases) - 1 or p[0] < phases[i + 1][0]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    def to_toml(self) -> str:
+        data = self.to_dict()
+        for key in ("size_schedule", "feature_layers"):
+            data[key] = [list(p) for p in data[key]]
+        return dumps_toml(data)
+
+
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """A TOML recipe as a dict (UsageError naming the file when missing or invalid)."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: invalid TOML ({exc})") from None
+
+
+def resolve_config(
+    config_file: str | os.PathLike | None = None, preset: str | None = None, **overrides: Any
+) -> DistillConfig:
+    """Defaults < preset < config file < non-None overrides (the CLI flags)."""
+    data: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UsageError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+        data.update(PRESETS[preset])
+    if config_file is not None:
+        data.update(read_toml(config_file))
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return config_from_dict(DistillConfig, data)
+
+
+def save_resolved_config(config: DistillConfig, path: str | os.PathLike) -> Path:
+    """Write the resolved config as TOML, atomically; it reads back to an equal config."""
+    from pocketgan.manifest import atomic_write_bytes
+
+    atomic_write_bytes(path, config.to_toml().encode())
+    return Path(path)
+
+
+def replace(config: DistillConfig, **changes: Any) -> DistillConfig:
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,60 @@
+"""The training image pool: seeded, augmented whole images at one size, sharded across DDP ranks.
+
+Example: python -c "from distill.config import DistillConfig; from distill.data import training_pool; print(len(training_pool(DistillConfig(pool_size=4, size=32), 32, 0)))"
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from distill.config import DistillConfig
+from pocketgan.errors import UsageError
+
+
+def pool_seed(config: DistillConfig, phase_index: int) -> int:
+    """The augmentation seed of a phase's pool (part of the teacher-cache key)."""
+    return config.seed * 1000 + phase_index
+
+
+@lru_cache(maxsize=4)
+def _user_images(folder: str) -> tuple[np.ndarray, ...]:
+    from pocketgan.images import load_images
+
+    loaded = load_images(folder)
+    if not loaded.images:
+        raise UsageError(f"--data {folder}: no readable images found")
+    return tuple(loaded.images)
+
+
+def training_pool(config: DistillConfig, size: int, phase_index: int) -> list[np.ndarray]:
+    """`config.pool_size` uint8 (size, size, 3) training images, identical for a given config and phase."""
+    from pocketgan.data import augment, dead_leaves, training_images
+
+    seed = pool_seed(config, phase_index)
+    if config.data is None:
+        return training_images(
+            config.pool_size, size, seed, config.synthetic_fraction, colour_strength=config.augment_strength
+        )
+    photos = _user_images(config.data)
+    rng = np.random.default_rng(seed)
+    pool = []
+    for _ in range(config.pool_size):
+        if rng.random() < config.synthetic_fraction:
+            pool.append(dead_leaves(rng, size))
+        else:
+            photo = photos[int(rng.integers(0, len(photos)))]
+            pool.append(augment(photo, rng, size, colour_strength=config.augment_strength))
+    return pool
+
+
+def shard(count: int, rank: int, world_size: int) -> list[int]:
+    """The pool indices a rank owns (every world_size-th, like DistributedSampler without padding)."""
+    return list(range(rank, count, world_size))
+
+
+def epoch_order(indices: list[int], seed: int, epoch: int) -> list[int]:
+    """A reproducible shuffle of a rank's indices for one epoch (no RNG state to save or restore)."""
+    rng = np.random.default_rng([seed, epoch])
+    return [indices[i] for i in rng.permutation(len(indices))]

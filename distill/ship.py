@@ -1,0 +1,52 @@
+"""Ship a finished run into the model zoo: best.pt (as student.pt), config.toml and metrics.jsonl.
+
+Example: python -m distill.ship runs/vintage-student pocketgan/zoo/vintage-mobile
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from pocketgan.errors import PocketGANError, UsageError
+
+SHIPPED = {"best.pt": "student.pt", "config.toml": "config.toml", "metrics.jsonl": "metrics.jsonl"}
+
+
+def ship(run_dir: str | Path, zoo_dir: str | Path) -> list[Path]:
+    """Copy a run's best student and its provenance into `zoo_dir`; the checkpoint is verified first."""
+    from pocketgan.checkpoint import load_student
+    from pocketgan.manifest import atomic_path
+
+    run_dir, zoo_dir = Path(run_dir), Path(zoo_dir)
+    missing = [name for name in SHIPPED if not (run_dir / name).is_file()]
+    if missing:
+        raise UsageError(f"{run_dir}: not a finished run (missing {', '.join(missing)})")
+    load_student(run_dir / "best.pt")  # refuses anything that is not a loadable, weights-only student
+    written = []
+    for source, target in SHIPPED.items():
+        with atomic_path(zoo_dir / target) as tmp:
+            shutil.copyfile(run_dir / source, tmp)
+        written.append(zoo_dir / target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m distill.ship", description=ship.__doc__)
+    parser.add_argument("run_dir", help="a finished run folder, e.g. runs/vintage-student")
+    parser.add_argument("zoo_dir", help="the zoo folder, e.g. pocketgan/zoo/vintage-mobile")
+    args = parser.parse_args(argv)
+    try:
+        written = ship(args.run_dir, args.zoo_dir)
+    except PocketGANError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
