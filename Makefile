@@ -33,7 +33,7 @@ bench: install
 	$(BIN)/pocketgan bench dist/*.onnx dist/*.tflite --threads 2
 
 student: install
-	$(BIN)/pocketgan distill --config recipes/vintage.toml --out runs/vintage-student
+	$(BIN)/pocketgan distill --config recipes/vintage.toml --out runs/vintage-student --resume
 	$(BIN)/python -m distill.ship runs/vintage-student pocketgan/zoo/vintage-mobile
 
 lint: install
