@@ -1,0 +1,94 @@
+"""Time one artifact in this (fresh) process and print one JSON line; `evals.bench` runs it (torch-free).
+
+Example: python -m evals._bench_worker dist/student.fp32.onnx --threads 2 --warmup 5 --iterations 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _rss_mb(key: str) -> float | None:
+    """VmRSS / VmHWM of this process from /proc (Linux), in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _peak_rss_mb() -> float:
+    high_water = _rss_mb("VmHWM")
+    if high_water is not None:
+        return high_water
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+def measure(path: str, threads: int, warmup: int, iterations: int, backend: str | None, size: int) -> dict:
+    """Load time, first run, then `iterations` timed runs after `warmup` untimed ones."""
+    import runtime
+
+    rss_before = _rss_mb("VmRSS")
+    start = time.perf_counter()
+    session = runtime.load(path, backend=backend, threads=threads)
+    load_ms = (time.perf_counter() - start) * 1e3
+    height, width = session.size or (size, size)
+    x = np.random.default_rng(0).uniform(-1.0, 1.0, (1, 3, height, width)).astype(np.float32)
+    start = time.perf_counter()
+    session.predict(x)
+    first_run_ms = (time.perf_counter() - start) * 1e3
+    for _ in range(warmup):
+        session.predict(x)
+    times = np.empty(iterations)
+    for i in range(iterations):
+        start = time.perf_counter()
+        session.predict(x)
+        times[i] = (time.perf_counter() - start) * 1e3
+    return {
+        "backend": session.backend,
+        "input_size": [height, width],
+        "load_ms": load_ms,
+        "first_run_ms": first_run_ms,
+        "times_ms": times.tolist(),
+        "rss_before_load_mb": rss_before,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evals._bench_worker")
+    parser.add_argument("model")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--backend", default=None)
+    parser.add_argument("--size", type=int, default=256, help="input size when the model's is dynamic")
+    args = parser.parse_args(argv)
+    from pocketgan.errors import BackendUnavailable
+
+    try:
+        row = measure(args.model, args.threads, args.warmup, args.iterations, args.backend, args.size)
+        row["status"] = "ok"
+    except BackendUnavailable as exc:
+        row = {"status": f"unavailable: {exc}"}
+    except Exception as exc:  # reported as a row; the parent decides what to do with it
+        row = {"status": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    row["torch_loaded"] = "torch" in sys.modules
+    sys.stdout.write(json.dumps(row) + "\n")
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: some runtimes are slow or noisy to destroy
+
+
+if __name__ == "__main__":
+    main()

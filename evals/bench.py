@@ -1,0 +1,198 @@
+"""Latency and memory of exported artifacts, each measured in a fresh subprocess (torch-free).
+
+Each model runs in its own `python -m evals._bench_worker` so memory, thread pools and caches never
+leak from one model into the next: load time, first run, then p50/p90/p99/mean over the iterations
+after a warmup, the process's peak RSS and the model's size on disk.
+
+Example: pocketgan bench dist/student.fp32.onnx dist/student.int8.tflite --threads 2 --json bench.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pocketgan.errors import UsageError
+from pocketgan.manifest import read_manifest, size_bytes
+
+log = logging.getLogger(__name__)
+
+WIDE_SPREAD_RATIO = 1.3  # p90 / p50 above this gets a note: the numbers are noisy
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    threads: int = 2
+    warmup: int = 5
+    iterations: int = 50
+    backend: str | None = None
+    size: int = 256  # input size for models whose shape is dynamic
+    timeout_s: float = 600.0
+
+    def __post_init__(self):
+        if self.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {self.threads}")
+        if self.warmup < 0:
+            raise UsageError(f"--warmup must be 0 or more, got {self.warmup}")
+        if self.iterations < 1:
+            raise UsageError(f"--iterations must be at least 1, got {self.iterations}")
+
+
+@dataclass
+class BenchResult:
+    config: BenchConfig
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {"config": asdict(self.config), "rows": self.rows}
+
+
+def latency_summary(times_ms: list[float] | np.ndarray) -> dict[str, float]:
+    times = np.asarray(times_ms, dtype=np.float64)
+    p50, p90, p99 = np.percentile(times, [50, 90, 99])
+    return {
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "mean": float(times.mean()),
+        "min": float(times.min()),
+        "max": float(times.max()),
+        "std": float(times.std()),
+    }
+
+
+def spread_note(latency: dict[str, float]) -> str | None:
+    """A warning when p90/p50 is wide: the machine was busy or the iterations too few."""
+    ratio = latency["p90"] / latency["p50"] if latency["p50"] > 0 else float("inf")
+    if ratio > WIDE_SPREAD_RATIO:
+        return f"wide spread: p90/p50 = {ratio:.2f} (> {WIDE_SPREAD_RATIO}); machine busy? rerun or add iterations"
+    return None
+
+
+def bench_one(model: str | os.PathLike, config: BenchConfig) -> dict[str, Any]:
+    """One row: the worker's measurements plus file size and manifest facts."""
+    from evals.common import artifact_format
+
+    path = Path(model)
+    if not path.exists():
+        raise UsageError(f"{path}: no such model file")
+    manifest = read_manifest(path)
+    row: dict[str, Any] = {
+        "model": str(path),
+        "format": artifact_format(path, manifest),
+        "precision": (manifest or {}).get("precision"),
+        "backend": config.backend,
+        "threads": config.threads,
+        "warmup": config.warmup,
+        "iterations": config.iterations,
+        "size_bytes": size_bytes(path),
+    }
+    row.update(_run_worker(path, config))
+    return row
+
+
+def _run_worker(path: Path, config: BenchConfig) -> dict[str, Any]:
+    command = [sys.executable, "-m", "evals._bench_worker", str(path), "--threads", str(config.threads)]
+    command += [
+        "--warmup",
+        str(config.warmup),
+        "--iterations",
+        str(config.iterations),
+        "--size",
+        str(config.size),
+    ]
+    if config.backend:
+        command += ["--backend", config.backend]
+    env = dict(os.environ, **{name: str(config.threads) for name in THREAD_VARIABLES})
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).parent.parent), env.get("PYTHONPATH")])
+    )
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=config.timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"status": f"failed: timed out after {config.timeout_s:.0f} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"status": f"failed: worker exited {done.returncode}: {tail[:200]}"}
+    measured = json.loads(lines[-1])
+    if measured.get("status") != "ok":
+        return {"status": measured["status"]}
+    times = measured.pop("times_ms")
+    latency = latency_summary(times)
+    measured["latency_ms"] = latency
+    measured["note"] = spread_note(latency)
+    return measured
+
+
+def bench(models: list[str | os.PathLike], config: BenchConfig | None = None) -> BenchResult:
+    """Measure every model, one fresh process each, in the order given."""
+    config = config or BenchConfig()
+    if not models:
+        raise UsageError("give at least one model file to bench")
+    missing = [str(m) for m in models if not Path(m).exists()]
+    if missing:
+        raise UsageError(f"no such model file: {', '.join(missing)}")
+    result = BenchResult(config)
+    for model in models:
+        log.info("benchmarking %s", model)
+        result.rows.append(bench_one(model, config))
+    return result
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of bench rows, with notes below it."""
+    header = [
+        "model",
+        "backend",
+        "thr",
+        "size MB",
+        "load ms",
+        "first ms",
+        "p50",
+        "p90",
+        "p99",
+        "mean",
+        "RSS MB",
+    ]
+    lines = [header]
+    notes = []
+    for row in rows:
+        name = Path(row["model"]).name
+        if row.get("status") != "ok":
+            lines.append(
+                [name, str(row.get("backend") or "-"), str(row["threads"]), f"{row['size_bytes'] / 1e6:.2f}"]
+            )
+            notes.append(f"{name}: {row['status']}")
+            continue
+        lat = row["latency_ms"]
+        lines.append(
+            [
+                name,
+                row["backend"],
+                str(row["threads"]),
+                f"{row['size_bytes'] / 1e6:.2f}",
+                f"{row['load_ms']:.1f}",
+            ]
+            + [f"{row['first_run_ms']:.1f}"]
+            + [f"{lat[k]:.2f}" for k in ("p50", "p90", "p99", "mean")]
+            + [f"{row['peak_rss_mb']:.0f}"]
+        )
+        if row.get("note"):
+            notes.append(f"{name}: {row['note']}")
+    widths = [max(len(line[i]) for line in lines if i < len(line)) for i in range(len(header))]
+    text = "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines
+    )
+    return text + ("\n" + "\n".join(notes) if notes else "")

@@ -1,0 +1,124 @@
+"""The `bench`, `eval` and `parity` verbs: parse, call the evals API, print.
+
+Example: pocketgan bench dist/student.fp32.onnx --threads 2 --iterations 50 --json bench.json
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pocketgan.errors import CheckFailed
+from pocketgan.manifest import atomic_write_json
+
+
+@click.command("bench")
+@click.argument("models", nargs=-1, required=True, type=click.Path())
+@click.option("--threads", default=2, show_default=True, help="Intra-op threads, fixed for every model.")
+@click.option("--warmup", default=5, show_default=True, help="Untimed runs after the first run.")
+@click.option("--iterations", default=50, show_default=True, help="Timed runs (percentiles over these).")
+@click.option("--backend", default=None, help="Runtime backend (default: chosen by file type).")
+@click.option("--size", default=256, show_default=True, help="Input size for models with dynamic shapes.")
+@click.option("--json", "json_path", type=click.Path(), help="Also write the rows as JSON here.")
+def bench_command(models, threads, warmup, iterations, backend, size, json_path):
+    """Time artifacts, each in a fresh process: load, first run, p50/p90/p99/mean, peak RSS, size.
+
+    \b
+    Examples:
+      pocketgan bench dist/student.fp32.onnx dist/student.int8.tflite --threads 2
+      pocketgan bench dist/*.onnx --iterations 100 --json build/bench.json
+    """
+    from evals.bench import BenchConfig, bench, format_table
+
+    result = bench(list(models), BenchConfig(threads, warmup, iterations, backend=backend, size=size))
+    click.echo(format_table(result.rows))
+    if json_path:
+        atomic_write_json(json_path, result.to_json())
+        click.echo(f"wrote {json_path}")
+
+
+@click.command("eval")
+@click.option("--teacher", default="vintage", show_default=True, help="Teacher spec (see ARCHITECTURE.md).")
+@click.option(
+    "--teacher-weights", default=None, type=click.Path(), help="State dict for a pkg.module:factory teacher."
+)
+@click.option(
+    "--artifacts", required=True, type=click.Path(), help="Folder of artifacts with *.manifest.json."
+)
+@click.option(
+    "--data", default=None, type=click.Path(), help="Images to evaluate on (default: held-out portraits)."
+)
+@click.option("--size", default=256, show_default=True, help="Evaluation size (square, centre-cropped).")
+@click.option("--out", default="build/eval", show_default=True, type=click.Path(), help="Report folder.")
+@click.option("--threads", default=2, show_default=True, help="Threads for every timed model.")
+@click.option("--warmup", default=3, show_default=True, help="Untimed runs per artifact before timing.")
+@click.option("--iterations", default=20, show_default=True, help="Timed runs per artifact.")
+@click.option("--teacher-iterations", default=3, show_default=True, help="Timed torch runs of the teacher.")
+@click.option("--lpips-model", default=None, type=click.Path(), help="Local LPIPS ONNX (x, y) -> distance.")
+@click.option(
+    "--fid-model", default=None, type=click.Path(), help="Local feature ONNX for FID (image -> (1, D))."
+)
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def eval_command(artifacts, out, no_progress, **options):
+    """Latency, memory and fidelity of every artifact vs the teacher: eval.json, report.md, report.html.
+
+    \b
+    Examples:
+      pocketgan eval --artifacts dist/ --out build/eval
+      pocketgan eval --artifacts dist/ --size 128 --iterations 10 --data my_photos/
+    """
+    from evals.evaluate import EvalConfig, evaluate
+
+    result = evaluate(EvalConfig(artifacts=artifacts, out=out, progress=not no_progress, **options))
+    click.echo(Path(result.report_md).read_text())
+    click.echo(f"wrote {result.eval_json}, {result.report_md}, {result.report_html}")
+
+
+@click.command("parity")
+@click.option(
+    "--artifacts", required=True, type=click.Path(), help="Folder of artifacts with *.manifest.json."
+)
+@click.option(
+    "--reference",
+    type=click.Choice(["student", "teacher"]),
+    default="student",
+    show_default=True,
+    help="student: the torch model each artifact came from; teacher: the teacher (needs --min-psnr).",
+)
+@click.option(
+    "--min-psnr", type=float, default=None, help="One PSNR floor (dB) instead of the per-precision table."
+)
+@click.option(
+    "--junit", type=click.Path(), default=None, help="Write JUnit XML here (one testcase per artifact)."
+)
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    help="Check at this size (default: each artifact's own; another size adds resizing and 8-bit rounding, so use --min-psnr with it).",
+)
+@click.option("--teacher", default="vintage", show_default=True, help="Teacher spec for teacher references.")
+@click.option("--json", "json_path", type=click.Path(), help="Also write the rows as JSON here.")
+def parity_command(artifacts, reference, min_psnr, junit, size, teacher, json_path):
+    """CI gate: every artifact vs its reference on the held-out photos. Exit 1 if any falls short.
+
+    \b
+    Examples:
+      pocketgan parity --artifacts dist/ --junit build/parity.xml
+      pocketgan parity --artifacts dist/ --reference teacher --min-psnr 24
+    """
+    from evals.parity import ParityConfig, check_parity, format_table
+
+    config = ParityConfig(artifacts, reference, min_psnr, junit, size, teacher)
+    result = check_parity(config)
+    click.echo(format_table(result))
+    if json_path:
+        atomic_write_json(json_path, {"config": config.__dict__, "rows": result.rows})
+    if junit:
+        click.echo(f"wrote {junit}")
+    if not result.passed:
+        names = ", ".join(r["name"] for r in result.failed)
+        raise CheckFailed(f"parity failed for {len(result.failed)} of {len(result.rows)} artifacts: {names}")
+    skipped = sum(r["status"] == "skipped" for r in result.rows)
+    click.echo(f"parity: {len(result.rows) - skipped} passed, {skipped} skipped")

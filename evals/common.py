@@ -1,0 +1,146 @@
+"""What eval and parity share: finding artifacts, the evaluation images, running artifacts and torch models.
+
+Example: python -c "from evals.common import find_artifacts; print(find_artifacts('dist'))"
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pocketgan.errors import BackendUnavailable, ModelLoadError, UsageError
+from pocketgan.images import center_crop_square, load_images, resize, to_float, to_uint8
+from pocketgan.manifest import MANIFEST_SUFFIX, read_manifest
+
+FORMAT_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml"}
+
+
+def artifact_format(path: str | os.PathLike, manifest: dict[str, Any] | None = None) -> str:
+    """The artifact's format from its manifest, else from its file suffix."""
+    if manifest and manifest.get("format"):
+        return str(manifest["format"])
+    return FORMAT_BY_SUFFIX.get(Path(path).suffix.lower(), "unknown")
+
+
+def find_artifacts(directory: str | os.PathLike) -> list[Path]:
+    """Every artifact under `directory` that has a `*.manifest.json` beside it (sorted)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: no such artifacts folder")
+    manifests = sorted(
+        p
+        for p in directory.rglob("*" + MANIFEST_SUFFIX)
+        if not any(part.startswith(".tmp-") for part in p.parts)
+    )
+    if not manifests:
+        raise UsageError(f"{directory}: no *{MANIFEST_SUFFIX} found (make some with `pocketgan export`)")
+    return [m.with_name(m.name[: -len(MANIFEST_SUFFIX)]) for m in manifests]
+
+
+def eval_images(size: int, data: str | os.PathLike | None = None) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 size x size x 3): the held-out portraits, or every image under `data`, centre-cropped."""
+    if data is None:
+        from pocketgan.data import heldout_images
+
+        return heldout_images(size)
+    loaded = load_images(data)
+    if not loaded.images:
+        raise UsageError(f"{data}: no readable images")
+    return [
+        (path.stem, resize(center_crop_square(image), size))
+        for path, image in zip(loaded.paths, loaded.images, strict=True)
+    ]
+
+
+def manifest_size(manifest: dict[str, Any] | None) -> int | None:
+    """The square spatial size an artifact was exported at, from its manifest input shape."""
+    try:
+        shape = manifest["input"]["shape"]
+        layout = manifest["input"].get("layout", "NCHW")
+        height = shape[2] if layout == "NCHW" else shape[1]
+        return int(height)
+    except (KeyError, TypeError, IndexError, ValueError):
+        return None
+
+
+@dataclass
+class ArtifactRun:
+    """An artifact's outputs on the eval images (float HxWx3 in [-1, 1]) or why it could not run."""
+
+    path: Path
+    manifest: dict[str, Any] | None
+    status: str = "ok"
+    backend: str | None = None
+    size: tuple[int, int] | None = None
+    outputs: list[np.ndarray] = field(default_factory=list)
+
+
+def run_artifact(
+    path: str | os.PathLike, images: list[np.ndarray], threads: int | None = None, backend: str | None = None
+) -> ArtifactRun:
+    """Run every image through the artifact; at its own size via `predict`, else via `run` (resizes)."""
+    import runtime
+
+    path = Path(path)
+    result = ArtifactRun(path, read_manifest(path) if path.exists() else None)
+    if not path.exists():
+        result.status = f"unavailable: artifact file {path.name} is missing (only its manifest is there)"
+        return result
+    try:
+        session = runtime.load(path, backend=backend, threads=threads)
+    except BackendUnavailable as exc:
+        result.status = f"unavailable: {exc}"
+        return result
+    except (ModelLoadError, UsageError) as exc:
+        result.status = f"failed: {exc}"
+        return result
+    result.backend, result.size = session.backend, tuple(session.size) if session.size else None
+    for image in images:
+        if result.size is None or tuple(image.shape[:2]) == result.size:
+            x = to_float(image).transpose(2, 0, 1)[None]
+            result.outputs.append(np.asarray(session.predict(x), np.float32)[0].transpose(1, 2, 0))
+        else:
+            result.outputs.append(to_float(session.run(image)))
+    return result
+
+
+def torch_outputs(model, images: list[np.ndarray]) -> list[np.ndarray]:
+    """A torch module (or a distill Teacher) on each image, batch 1: float HxWx3 in [-1, 1]."""
+    import torch
+
+    outputs = []
+    with torch.no_grad():
+        for image in images:
+            x = torch.from_numpy(to_float(image).transpose(2, 0, 1)[None].copy())
+            y = model(x).float().clamp(-1, 1)
+            outputs.append(y[0].permute(1, 2, 0).numpy().copy())
+    return outputs
+
+
+def load_source_student(manifest: dict[str, Any] | None, artifact: Path):
+    """The torch model an artifact was exported from: (module, description) or (None, reason)."""
+    source = (manifest or {}).get("source") or {}
+    checkpoint = source.get("checkpoint")
+    if not checkpoint:
+        return None, "unavailable: the manifest names no source checkpoint"
+    path = Path(checkpoint)
+    if not path.is_absolute() and not path.exists():
+        path = artifact.parent / path
+    if not path.exists():
+        return None, f"unavailable: source checkpoint {checkpoint} not found"
+    from pocketgan.checkpoint import load_student
+
+    try:
+        model, _ = load_student(path)
+    except (ModelLoadError, UsageError) as exc:
+        return None, f"unavailable: {exc}"
+    return model, str(path)
+
+
+def to_display(image: np.ndarray) -> np.ndarray:
+    """float HxWx3 in [-1, 1] -> uint8 for pictures."""
+    return to_uint8(image)

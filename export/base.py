@@ -1,0 +1,187 @@
+"""The export stage's one interface: config, result types and the exporter registry.
+
+Example: python -c "from export import available_formats; print(available_formats())"
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import io
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pocketgan.errors import UsageError
+
+PRECISIONS = ("fp32", "fp16", "int8", "w8", "p6")
+PRECISION_MEANING = {
+    "fp32": "float32 weights and activations",
+    "fp16": "float16 weights (and activations where the format computes in fp16), float32 image I/O",
+    "int8": "int8 weights and activations (static, calibrated), float32 image I/O where the format allows",
+    "w8": "int8 weights, float activations (weight-only)",
+    "p6": "6-bit palettized weights (k-means, 64 values per tensor)",
+}
+
+_EXPORTERS: dict[str, type[Exporter]] = {}
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What to export and how; validated on construction and written into every manifest."""
+
+    formats: tuple[str, ...] = ("onnx", "coreml", "tflite")
+    precisions: tuple[str, ...] = PRECISIONS
+    size: int = 256
+    out: str = "dist"
+    calibration: str | None = None  # a folder of images; default: the embedded training images
+    calibration_count: int = 32
+    validate: bool = True
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "formats", tuple(self.formats))
+        object.__setattr__(self, "precisions", tuple(self.precisions))
+        unknown = [f for f in self.formats if f not in _EXPORTERS]
+        if unknown or not self.formats:
+            raise UsageError(
+                f"unknown format {', '.join(unknown) or '(none)'}: choose from {', '.join(_EXPORTERS)}"
+            )
+        bad = [p for p in self.precisions if p not in PRECISIONS]
+        if bad or not self.precisions:
+            raise UsageError(
+                f"unknown precision {', '.join(bad) or '(none)'}: choose from {', '.join(PRECISIONS)}"
+            )
+        if not 16 <= int(self.size) <= 4096 or int(self.size) % 8:
+            raise UsageError(f"size must be a multiple of 8 between 16 and 4096, got {self.size}")
+        if self.calibration is not None and not Path(self.calibration).is_dir():
+            raise UsageError(f"--calibration {self.calibration}: not a folder")
+        if self.calibration_count < 1:
+            raise UsageError("calibration_count must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "formats": list(self.formats),
+            "precisions": list(self.precisions),
+            "size": self.size,
+            "calibration": self.calibration or "embedded training images",
+            "calibration_count": self.calibration_count,
+            "validate": self.validate,
+        }
+
+
+@dataclass
+class ArtifactResult:
+    """One (format, precision) outcome: status is "ok", "unavailable: <why>" or "failed: <why>"."""
+
+    path: Path | None
+    format: str
+    precision: str
+    status: str
+    manifest: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    @property
+    def parity_passed(self) -> bool | None:
+        return ((self.manifest or {}).get("parity") or {}).get("passed")
+
+
+@dataclass
+class ExportResult:
+    source: str
+    name: str
+    out: Path
+    artifacts: list[ArtifactResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[ArtifactResult]:
+        return [a for a in self.artifacts if a.status.startswith("failed")]
+
+    @property
+    def parity_failures(self) -> list[ArtifactResult]:
+        return [a for a in self.artifacts if a.status == "ok" and a.parity_passed is False]
+
+
+@dataclass
+class Prepared:
+    """What every exporter receives: the prepared torch model and what it needs to convert it."""
+
+    model: Any  # torch.nn.Module, eval mode, BatchNorm folded
+    size: int
+    calibration: Any  # callable () -> float32 (N, 3, H, W) batches in [-1, 1]
+    metadata: dict[str, Any]  # the manifest minus file-dependent keys, embedded where the format allows
+
+
+class Exporter(abc.ABC):
+    """Converts a prepared model to one format at one precision; `availability()` says if it can run here."""
+
+    name: str = ""
+    suffix: str = ""
+    libraries: tuple[str, ...] = ()
+
+    @classmethod
+    @abc.abstractmethod
+    def availability(cls) -> str:
+        """ "ok" or "unavailable: <pip install hint>" (the heavy library is only looked up, not imported)."""
+
+    @classmethod
+    def precision_status(cls, precision: str) -> str:
+        """ "ok" when this format can produce `precision`, else "unavailable: <why>"."""
+        return "ok"
+
+    @abc.abstractmethod
+    def export(self, prepared: Prepared, precision: str, path: Path) -> dict[str, Any]:
+        """Write the artifact at `path` (a temporary path); return its manifest "input"/"output" entries."""
+
+
+def register_exporter(name: str) -> Callable[[type[Exporter]], type[Exporter]]:
+    """Class decorator registering an Exporter under `name`; duplicates are refused."""
+
+    def wrap(cls: type[Exporter]) -> type[Exporter]:
+        if name in _EXPORTERS:
+            raise ValueError(f"exporter {name!r} is already registered")
+        cls.name = name
+        _EXPORTERS[name] = cls
+        return cls
+
+    return wrap
+
+
+def get_exporter(name: str) -> type[Exporter]:
+    if name not in _EXPORTERS:
+        raise UsageError(f"unknown format {name!r}: choose from {', '.join(_EXPORTERS)}")
+    return _EXPORTERS[name]
+
+
+def registered_exporters() -> dict[str, type[Exporter]]:
+    return dict(_EXPORTERS)
+
+
+def available_formats() -> dict[str, str]:
+    """{format: "ok" | "unavailable: <pip install hint>"} for every registered exporter."""
+    return {name: cls.availability() for name, cls in _EXPORTERS.items()}
+
+
+def library_missing(*modules: str) -> str | None:
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    return ", ".join(missing) if missing else None
+
+
+@contextlib.contextmanager
+def quiet(logger: logging.Logger) -> Iterator[None]:
+    """Capture the progress text converters print (litert-torch, AI Edge Quantizer, coremltools bars).
+
+    The captured text goes to `logger` at debug level, so `pocketgan -v export` still shows it.
+    """
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        try:
+            yield
+        finally:
+            if buffer.getvalue().strip():
+                logger.debug("converter output:\n%s", buffer.getvalue().strip()[-4000:])

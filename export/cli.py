@@ -1,0 +1,123 @@
+"""`pocketgan export`: a student checkpoint or teacher spec to ONNX / Core ML / TFLite, with parity.
+
+Example: pocketgan export runs/quick/best.pt --format all --precision all --out dist/
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pocketgan.errors import ParityError, PocketGANError, UnsupportedOpError, UsageError
+
+FORMATS = ("onnx", "coreml", "tflite")
+PRECISION_CHOICES = ("fp32", "fp16", "int8", "w8", "p6")
+
+
+def _split(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    if items == ("all",):
+        return allowed
+    bad = [item for item in items if item not in allowed]
+    if bad or not items:
+        raise UsageError(f"--{what} {text!r}: choose from {', '.join(allowed)} or all")
+    return items
+
+
+def _number(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.2e}"
+
+
+@click.command(name="export")
+@click.argument("source", metavar="CHECKPOINT|TEACHER_SPEC")
+@click.option("--format", "formats", default="all", show_default=True, help="onnx,coreml,tflite or all.")
+@click.option(
+    "--precision",
+    "precisions",
+    default="fp32,fp16,int8",
+    show_default=True,
+    help="fp32,fp16,int8,w8,p6 or all.",
+)
+@click.option(
+    "--calibration", type=click.Path(), help="Folder of images for int8 calibration [embedded set]."
+)
+@click.option("--out", default="dist", show_default=True, type=click.Path(), help="Output folder.")
+@click.option("--name", default=None, help="Artifact base name [student, or teacher for a teacher spec].")
+@click.option("--size", default=256, show_default=True, type=int, help="Static input size (square).")
+@click.option("--no-validate", is_flag=True, help="Skip the parity check against torch.")
+@click.option("--json", "json_path", type=click.Path(), help="Also write the results as JSON here.")
+def export_command(source, formats, precisions, calibration, out, name, size, no_validate, json_path):
+    """Export CHECKPOINT (a student .pt) or TEACHER_SPEC (e.g. vintage) to phone formats.
+
+    Every artifact gets OUT/NAME.PRECISION.EXT and a manifest beside it; each is run on held-out photos
+    and compared with torch (fp32: max-abs <= 1e-3; fp16: PSNR >= 45 dB; int8/w8: >= 35 dB; p6: >= 30 dB).
+    A precision a format cannot do is reported as unavailable, with the reason. Exit 1 when parity fails.
+
+    \b
+    Examples:
+      pocketgan export runs/quick/best.pt --format all --precision all --out dist/
+      pocketgan export vintage --format onnx,tflite --precision fp32 --out dist/
+    """
+    from export import ExportConfig, export
+
+    config = ExportConfig(
+        formats=_split(formats, FORMATS, "format"),
+        precisions=_split(precisions, PRECISION_CHOICES, "precision"),
+        size=size,
+        out=out,
+        calibration=calibration,
+        validate=not no_validate,
+        name=name,
+    )
+    result = export(source, config)
+    for artifact in result.artifacts:
+        parity = (artifact.manifest or {}).get("parity") or {}
+        verdict = {True: "pass", False: "FAIL", None: "-"}[parity.get("passed")]
+        where = str(artifact.path) if artifact.path else artifact.status
+        click.echo(
+            f"{artifact.format:7s} {artifact.precision:5s} {verdict:4s} psnr {_number(parity.get('psnr_db')):>7s} dB"
+            f"  max-abs {_number(parity.get('max_abs')):>8s}  {where}"
+        )
+    click.echo(
+        f"{sum(a.status == 'ok' for a in result.artifacts)} artifacts in {result.seconds:.1f} s -> {out}"
+    )
+    if json_path:
+        payload = {
+            "source": source,
+            "seconds": round(result.seconds, 2),
+            "artifacts": [
+                {
+                    "path": str(a.path) if a.path else None,
+                    "format": a.format,
+                    "precision": a.precision,
+                    "status": a.status,
+                    "seconds": round(a.seconds, 2),
+                    "parity": (a.manifest or {}).get("parity"),
+                }
+                for a in result.artifacts
+            ],
+        }
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    unsupported = [a for a in result.failed if "not exportable" in a.status]
+    if unsupported:
+        raise UnsupportedOpError(unsupported[0].status.removeprefix("failed: "))
+    if result.failed:
+        first = result.failed[0]
+        raise PocketGANError(
+            f"{len(result.failed)} artifact(s) failed; {first.format} {first.precision}: {first.status}"
+        )
+    if result.parity_failures:
+        text = "; ".join(
+            f"{a.format} {a.precision}: psnr {_number(a.manifest['parity']['psnr_db'])} dB, "
+            f"max-abs {_number(a.manifest['parity']['max_abs'])} (needs {a.manifest['parity']['threshold']})"
+            for a in result.parity_failures
+        )
+        raise ParityError(f"parity below threshold: {text}")
+    return 0

@@ -1,0 +1,229 @@
+"""`export(source, ExportConfig) -> ExportResult`: every requested format x precision, manifest, parity.
+
+Example: pocketgan export runs/quick/best.pt --format all --precision all --out dist/
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.base import ArtifactResult, ExportConfig, ExportResult, Prepared, get_exporter, quiet
+from export.parity import compare, threshold_text
+from pocketgan.errors import ModelLoadError, PocketGANError, UnsupportedOpError, UsageError
+from pocketgan.manifest import (
+    atomic_path,
+    library_versions,
+    manifest_path,
+    now_iso,
+    sha256_file,
+    size_bytes,
+    write_manifest,
+)
+
+log = logging.getLogger(__name__)
+
+COREML_UNVERIFIED = "unverified: Core ML prediction needs macOS"
+
+
+def _load_source(source: str) -> tuple[Any, dict[str, Any], str]:
+    """(torch module, manifest "source" entry, default artifact name) for a checkpoint or model spec."""
+    from pocketgan.models import available
+    from pocketgan.models.specs import load_torch_model
+
+    path = Path(source)
+    if path.suffix in (".pt", ".pth"):
+        if not path.is_file():
+            raise ModelLoadError(f"{source}: no such checkpoint")
+        from pocketgan.checkpoint import load_student
+
+        try:
+            model, payload = load_student(path)
+        except PocketGANError:
+            raise
+        except Exception as exc:  # a truncated or foreign file: say so in one line
+            raise ModelLoadError(
+                f"{source}: not a PocketGAN student checkpoint ({type(exc).__name__})"
+            ) from None
+        entry = {
+            "kind": "student",
+            "checkpoint": str(path),
+            "checkpoint_sha256": sha256_file(path),
+            "student": payload["student"],
+            "student_kwargs": payload.get("student_kwargs", {}),
+            "config": payload.get("config"),
+        }
+        return model, entry, "student"
+    model = load_torch_model(source)
+    name = source.removeprefix("student:")
+    kind = "student" if name in available("student") else "teacher"
+    entry = {
+        "kind": kind,
+        "checkpoint": None,
+        "checkpoint_sha256": None,
+        "spec": source,
+        "student": name if kind == "student" else None,
+        "student_kwargs": {},
+        "config": None,
+    }
+    return model, entry, kind
+
+
+def calibration_images(config: ExportConfig) -> np.ndarray:
+    """float32 (N, 3, size, size) in [-1, 1]: --calibration images (center-cropped) or the embedded set."""
+    from pocketgan.images import center_crop_square, resize, to_nchw
+
+    if config.calibration:
+        from pocketgan.images import load_images
+
+        loaded = load_images(config.calibration)
+        if not loaded.images:
+            raise UsageError(f"--calibration {config.calibration}: no readable images")
+        images = [
+            resize(center_crop_square(img), config.size) for img in loaded.images[: config.calibration_count]
+        ]
+    else:
+        from pocketgan.data import training_images
+
+        images = training_images(config.calibration_count, config.size, seed=20261128)
+    return to_nchw(images)
+
+
+def _reference(model, size: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    import torch
+
+    from pocketgan.data import heldout_images
+    from pocketgan.images import to_nchw
+
+    named = heldout_images(size)
+    x = to_nchw([image for _, image in named])
+    with torch.no_grad():
+        y = np.concatenate([model(torch.from_numpy(x[i : i + 1])).numpy() for i in range(len(x))])
+    return [name for name, _ in named], x, y
+
+
+def export(source: str, config: ExportConfig | None = None) -> ExportResult:
+    """Export `source` (a student checkpoint .pt or a model spec such as "vintage") per `config`."""
+    from export.prepare import check_ops, prepare_model
+
+    config = config or ExportConfig()
+    started = time.perf_counter()
+    model, source_entry, default_name = _load_source(source)
+    name = config.name or default_name
+    out = Path(config.out)
+    prepared_model, notes = prepare_model(model, config.size)
+    calibration = functools.cache(lambda: calibration_images(config))
+    reference = _reference(model, config.size) if config.validate else None
+    result = ExportResult(source=source, name=name, out=out)
+    for fmt in config.formats:
+        exporter_class = get_exporter(fmt)
+        for precision in config.precisions:
+            artifact = out / f"{name}.{precision}{exporter_class.suffix}"
+            status = exporter_class.availability()
+            if status == "ok":
+                status = exporter_class.precision_status(precision)
+            if status != "ok":
+                result.artifacts.append(ArtifactResult(None, fmt, precision, status))
+                continue
+            try:
+                check_ops(model, fmt)
+            except UnsupportedOpError as exc:
+                result.artifacts.append(ArtifactResult(None, fmt, precision, f"failed: {exc}"))
+                continue
+            metadata = {
+                "name": name,
+                "format": fmt,
+                "precision": precision,
+                "source": source_entry,
+                "export": {**config.to_dict(), **notes},
+                "versions": library_versions(exporter_class.libraries),
+                "created": now_iso(),
+            }
+            prepared = Prepared(prepared_model, config.size, calibration, metadata)
+            result.artifacts.append(_export_one(exporter_class(), prepared, precision, artifact, reference))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _export_one(exporter, prepared: Prepared, precision: str, artifact: Path, reference) -> ArtifactResult:
+    started = time.perf_counter()
+    for stale in (artifact, manifest_path(artifact)):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+    try:
+        # The manifest is written while the artifact still has its temporary name: an interruption leaves
+        # either nothing or a manifest without a model, never a model that looks finished.
+        with atomic_path(artifact) as tmp:
+            with quiet(log):
+                io = exporter.export(prepared, precision, tmp)
+            manifest = {
+                **prepared.metadata,
+                "sha256": sha256_file(tmp),
+                "size_bytes": size_bytes(tmp),
+                "input": io["input"],
+                "output": io["output"],
+                "parity": _parity(exporter.name, tmp, precision, reference),
+            }
+            manifest["export"] = dict(manifest["export"])
+            if "conv_transpose_rewritten" in io:
+                manifest["export"]["conv_transpose_rewritten"] = io["conv_transpose_rewritten"]
+            if "int8_method" in io:
+                manifest["export"]["int8_method"] = io["int8_method"]
+            if "runtime_hints" in io:
+                manifest["runtime_hints"] = io["runtime_hints"]
+            write_manifest(artifact, manifest)
+    except KeyboardInterrupt:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(manifest_path(artifact))
+        raise
+    except Exception as exc:
+        log.debug("export of %s failed", artifact, exc_info=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(manifest_path(artifact))
+        why = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        return ArtifactResult(None, exporter.name, precision, f"failed: {type(exc).__name__}: {why}")
+    return ArtifactResult(artifact, exporter.name, precision, "ok", manifest, time.perf_counter() - started)
+
+
+def _parity(fmt: str, path: Path, precision: str, reference) -> dict[str, Any]:
+    entry: dict[str, Any] = {"reference": "torch", "threshold": threshold_text(precision)}
+    if reference is None:
+        return {
+            **entry,
+            "images": [],
+            "psnr_db": None,
+            "max_abs": None,
+            "passed": None,
+            "verified_by": "unverified: --no-validate",
+        }
+    names, x, y_ref = reference
+    entry["images"] = names
+    try:
+        from export._runners import predict
+
+        y, verified_by = predict(path, x)
+    except Exception as exc:
+        if fmt != "coreml":
+            raise
+        log.info("Core ML parity not run: %s", exc)
+        return {**entry, "psnr_db": None, "max_abs": None, "passed": None, "verified_by": COREML_UNVERIFIED}
+    per_image = {name: compare(y[i], y_ref[i], precision) for i, name in enumerate(names)}
+    overall = compare(y, y_ref, precision)
+    return {
+        **entry,
+        "psnr_db": overall["psnr_db"],
+        "max_abs": overall["max_abs"],
+        "passed": overall["passed"],
+        "verified_by": verified_by,
+        "per_image": per_image,
+    }

@@ -1,0 +1,171 @@
+"""Model preparation before any format: eval mode, BatchNorm folded, static shape, op check, rewrites.
+
+Example: python -c "from pocketgan.models.specs import load_torch_model; from export import exportability;
+                    print(exportability(load_torch_model('vintage'), 256))"
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from pocketgan.errors import UnsupportedOpError
+
+log = logging.getLogger(__name__)
+
+
+def _transpose_needs_groups_or_dilation(module: nn.Module) -> bool:
+    return isinstance(module, nn.ConvTranspose2d) and (module.groups != 1 or module.dilation != (1, 1))
+
+
+# format -> [(predicate over a module, why)]: ops a format's converter cannot take. Layers that are
+# rewritten automatically (ConvTranspose2d with padding, for TFLite) are not listed.
+_ANY_FORMAT: list[tuple[Callable[[nn.Module], bool], str]] = [
+    (lambda m: isinstance(m, nn.RNNBase), "recurrent layers are not exported (a generator runs per frame)"),
+    (lambda m: isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)), "3-D convolutions are not supported"),
+]
+UNSUPPORTED: dict[str, list[tuple[Callable[[nn.Module], bool], str]]] = {
+    "onnx": list(_ANY_FORMAT),
+    "coreml": list(_ANY_FORMAT),
+    "tflite": [
+        *_ANY_FORMAT,
+        (
+            _transpose_needs_groups_or_dilation,
+            "grouped/dilated ConvTranspose2d has no exact padding-0 rewrite for litert-torch",
+        ),
+    ],
+}
+
+
+def find_unsupported(model: nn.Module, fmt: str) -> list[tuple[str, str, str]]:
+    """[(layer name, op type, why)] for every layer of `model` that `fmt` cannot take."""
+    found = []
+    for layer, module in model.named_modules():
+        for predicate, why in UNSUPPORTED.get(fmt, []):
+            if predicate(module):
+                found.append((layer or "(root)", type(module).__name__, why))
+    return found
+
+
+def check_ops(model: nn.Module, fmt: str) -> None:
+    """Raise UnsupportedOpError naming the first op and layer that `fmt` cannot take."""
+    found = find_unsupported(model, fmt)
+    if found:
+        layer, op, why = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise UnsupportedOpError(f"{fmt}: op {op} in layer {layer!r} is not exportable: {why}{more}")
+
+
+def exportability(model: nn.Module, size: int = 256) -> dict[str, str]:
+    """{format: "ok" | why not} for every registered exporter: an op check and availability, no conversion."""
+    from export.base import registered_exporters
+
+    verdicts = {}
+    for fmt, exporter in registered_exporters().items():
+        found = find_unsupported(model, fmt)
+        if found:
+            layer, op, why = found[0]
+            verdicts[fmt] = f"op {op} in layer {layer!r}: {why}"
+            continue
+        verdicts[fmt] = exporter.availability()
+        if verdicts[fmt] == "ok" and fmt == "tflite" and _padded_transposes(model):
+            verdicts[fmt] = (
+                f"ok (ConvTranspose2d rewritten to padding 0 + crop: {len(_padded_transposes(model))})"
+            )
+    return verdicts
+
+
+def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
+    """Fold every BatchNorm that follows a convolution into it (eval mode); returns (model, folded count).
+
+    Uses torch.fx to find conv -> bn pairs; a model fx cannot trace keeps its BatchNorms (an eval-mode
+    BatchNorm is a per-channel affine map that every converter handles, only slower).
+    """
+    n_batchnorm = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if not n_batchnorm:
+        return model, 0
+    try:
+        from torch.fx.experimental.optimization import fuse
+
+        fused = fuse(model.eval(), inplace=False)
+    except Exception as exc:  # fx cannot trace every model; BatchNorm stays unfused then
+        log.warning("BatchNorm not folded (%s: %s)", type(exc).__name__, str(exc).splitlines()[0][:120])
+        return model, 0
+    left = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in fused.modules())
+    return fused.eval(), n_batchnorm - left
+
+
+class CroppedConvTranspose2d(nn.Module):
+    """ConvTranspose2d(padding=p, output_padding=op) as ConvTranspose2d(padding=0) + crop (exact).
+
+    litert-torch cannot legalize the padded form (FACTS.md); the unpadded one converts.
+    """
+
+    def __init__(self, original: nn.ConvTranspose2d):
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(
+            original.in_channels,
+            original.out_channels,
+            original.kernel_size,
+            stride=original.stride,
+            padding=0,
+            output_padding=0,
+            groups=original.groups,
+            bias=original.bias is not None,
+            dilation=original.dilation,
+        )
+        self.conv.load_state_dict(original.state_dict())
+        self.crop_start = tuple(original.padding)
+        self.crop_end = tuple(p - o for p, o in zip(original.padding, original.output_padding, strict=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)  # (N, C, (H-1)s + k, (W-1)s + k)
+        (top, left), (bottom, right) = self.crop_start, self.crop_end
+        if bottom < 0 or right < 0:
+            y = nn.functional.pad(y, (0, max(0, -right), 0, max(0, -bottom)))
+            bottom, right = max(bottom, 0), max(right, 0)
+        return y[:, :, top : y.shape[2] - bottom, left : y.shape[3] - right]
+
+
+def _padded_transposes(model: nn.Module) -> list[str]:
+    return [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.ConvTranspose2d) and any(m.padding) and not _transpose_needs_groups_or_dilation(m)
+    ]
+
+
+def rewrite_conv_transpose(model: nn.Module) -> tuple[nn.Module, int]:
+    """A copy of `model` with every padded ConvTranspose2d replaced by CroppedConvTranspose2d."""
+    names = _padded_transposes(model)
+    if not names:
+        return model, 0
+    model = copy.deepcopy(model)
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, CroppedConvTranspose2d(getattr(parent, child)))
+    return model, len(names)
+
+
+def prepare_model(model: nn.Module, size: int) -> tuple[nn.Module, dict[str, int]]:
+    """Eval mode, BatchNorm folded, static (1, 3, size, size) shape checked; returns (model, notes)."""
+    model = copy.deepcopy(model).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    model, folded = fold_batchnorm(model)
+    with torch.no_grad():
+        try:
+            y = model(torch.zeros(1, 3, size, size))
+        except Exception as exc:
+            raise UnsupportedOpError(
+                f"the model does not run on a static (1, 3, {size}, {size}) input: {str(exc).splitlines()[0][:200]}"
+            ) from None
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != (1, 3, size, size):
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise UnsupportedOpError(f"expected an output of shape (1, 3, {size}, {size}), got {shape}")
+    return model, {"batchnorm_folded": folded}

@@ -1,0 +1,73 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from evals.bench import BenchConfig, latency_summary, spread_note
+from pocketgan.cli import main
+
+ROW_KEYS = {"model", "format", "precision", "backend", "threads", "size_bytes", "status"}
+MEASURED_KEYS = {"load_ms", "first_run_ms", "latency_ms", "peak_rss_mb", "rss_before_load_mb", "note"}
+
+
+def run_cli(args):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    return exit_info.value.code
+
+
+def test_bench_json_has_every_key(artifacts_dir, tmp_path):
+    out = tmp_path / "bench.json"
+    model = artifacts_dir / "student.fp32.onnx"
+    assert run_cli(["bench", str(model), "--iterations", "5", "--warmup", "1", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["config"]["iterations"] == 5 and data["config"]["threads"] == 2
+    (row,) = data["rows"]
+    assert ROW_KEYS | MEASURED_KEYS <= set(row), set(ROW_KEYS | MEASURED_KEYS) - set(row)
+    assert row["status"] == "ok" and row["backend"] == "onnxruntime"
+    assert set(row["latency_ms"]) >= {"p50", "p90", "p99", "mean"}
+    assert row["latency_ms"]["p50"] <= row["latency_ms"]["p90"] <= row["latency_ms"]["p99"]
+    assert row["peak_rss_mb"] > 10 and row["size_bytes"] == model.stat().st_size
+    assert row["torch_loaded"] is False  # the worker measures a torch-free process
+
+
+def test_bench_reports_an_unavailable_backend_as_a_row(artifacts_dir, capsys):
+    model = artifacts_dir / "student.fp32.onnx"
+    assert run_cli(["bench", str(model), "--backend", "coreml", "--iterations", "2"]) == 0
+    assert "unavailable:" in capsys.readouterr().out
+
+
+def test_bench_missing_model_is_bad_input(tmp_path):
+    assert run_cli(["bench", str(tmp_path / "nope.onnx")]) == 2
+
+
+def test_latency_summary_and_spread_note():
+    steady = latency_summary([10.0] * 9 + [11.0])
+    assert steady["p50"] == 10.0 and spread_note(steady) is None
+    noisy = latency_summary([10.0] * 5 + [20.0] * 5)
+    assert "wide spread" in spread_note(noisy)
+
+
+def test_bench_config_validates():
+    with pytest.raises(Exception, match="iterations"):
+        BenchConfig(iterations=0)
+
+
+def test_bench_modules_import_without_torch():
+    code = textwrap.dedent(
+        """
+        import sys
+        class BlockTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is blocked")
+        sys.meta_path.insert(0, BlockTorch())
+        import evals.bench, evals._bench_worker, evals.cli, evals.schema, evals.common
+        assert "torch" not in sys.modules
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

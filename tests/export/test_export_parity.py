@@ -1,0 +1,106 @@
+"""The export matrix: every format x precision on a tiny seeded student, checked against torch."""
+
+import json
+
+import numpy as np
+import pytest
+
+from export.parity import THRESHOLDS, compare
+
+FORMATS = ("onnx", "coreml", "tflite")
+PRECISIONS = ("fp32", "fp16", "int8", "w8", "p6")
+MATRIX = [(fmt, precision) for fmt in FORMATS for precision in PRECISIONS]
+
+
+@pytest.mark.parametrize(("fmt", "precision"), MATRIX, ids=[f"{f}-{p}" for f, p in MATRIX])
+def test_export_parity(artifact_of, fmt, precision):
+    from pocketgan.manifest import read_manifest, sha256_file, validate_manifest
+
+    artifact = artifact_of(fmt, precision)
+    if artifact.status.startswith("unavailable"):
+        pytest.skip(f"{fmt}-{precision}: {artifact.status}")
+    assert artifact.status == "ok", artifact.status
+    manifest = read_manifest(artifact.path)
+    validate_manifest(manifest)
+    assert manifest["sha256"] == sha256_file(artifact.path)
+    assert (manifest["format"], manifest["precision"]) == (fmt, precision)
+    assert manifest["source"]["kind"] == "teacher" or manifest["source"]["student"]
+    parity = manifest["parity"]
+    assert parity["images"] == ["astronaut", "grace_hopper"]
+    if parity["verified_by"].startswith("unverified"):
+        assert fmt == "coreml" and parity["passed"] is None
+        pytest.skip(f"{fmt}-{precision} converted but not run: {parity['verified_by']}")
+    assert parity["passed"] is True, parity
+
+
+def test_every_exporter_and_precision_is_in_the_matrix():
+    from export import PRECISIONS as registered_precisions
+    from export import registered_exporters
+
+    assert set(registered_exporters()) <= set(FORMATS), "add the new exporter to FORMATS"
+    assert set(registered_precisions) <= set(PRECISIONS), "add the new precision to PRECISIONS"
+    assert set(THRESHOLDS) == set(registered_precisions), "every precision needs one parity threshold"
+
+
+def test_unavailable_precisions_say_why(artifact_of):
+    assert artifact_of("onnx", "p6").status.startswith("unavailable: 6-bit palettization")
+    assert artifact_of("coreml", "int8").status == (
+        "unavailable: needs macOS (activation calibration runs Core ML prediction)"
+    )
+
+
+def test_compare_thresholds():
+    reference = np.linspace(-1, 1, 3 * 16 * 16, dtype=np.float32).reshape(1, 3, 16, 16)
+    assert compare(reference + 5e-4, reference, "fp32")["passed"]
+    assert not compare(reference + 2e-3, reference, "fp32")["passed"]
+    noisy = reference + np.random.default_rng(0).normal(0, 0.02, reference.shape)
+    result = compare(noisy, reference, "int8")
+    assert result["passed"] and 35 < result["psnr_db"] < 50
+    assert not compare(noisy, reference, "fp16")["passed"]
+    assert not compare(np.full_like(reference, np.nan), reference, "fp16")["passed"]
+
+
+def test_onnx_passes_full_checker_and_embeds_manifest(artifact_of):
+    onnx = pytest.importorskip("onnx")
+    path = artifact_of("onnx", "fp32").path
+    onnx.checker.check_model(str(path), full_check=True)
+    model = onnx.load(str(path))
+    assert model.opset_import[0].version >= 18
+    embedded = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(embedded["pocketgan_manifest"])["precision"] == "fp32"
+
+
+@pytest.mark.tflite
+def test_tflite_loads_with_nhwc_io(artifact_of):
+    interpreter_module = pytest.importorskip("ai_edge_litert.interpreter")
+    for precision in ("fp32", "int8"):
+        interpreter = interpreter_module.Interpreter(model_path=str(artifact_of("tflite", precision).path))
+        interpreter.allocate_tensors()
+        assert list(interpreter.get_input_details()[0]["shape"]) == [1, 32, 32, 3]
+        assert list(interpreter.get_output_details()[0]["shape"]) == [1, 32, 32, 3]
+
+
+@pytest.mark.coreml
+def test_coreml_package_has_image_input(artifact_of):
+    ct = pytest.importorskip("coremltools")
+    for precision in ("fp32", "fp16", "w8", "p6"):
+        model = ct.models.MLModel(str(artifact_of("coreml", precision).path), skip_model_load=True)
+        spec = model.get_spec()
+        image = spec.description.input[0].type
+        assert image.WhichOneof("Type") == "imageType"
+        assert image.imageType.colorSpace == ct.proto.FeatureTypes_pb2.ImageFeatureType.RGB
+        assert spec.specificationVersion >= 7  # iOS 16
+        assert json.loads(model.user_defined_metadata["pocketgan_manifest"])["input"]["dtype"] == "image"
+
+
+@pytest.mark.coreml
+def test_coreml_w8_and_p6_compress_the_weights(artifact_of):
+    ct = pytest.importorskip("coremltools")
+
+    def op_types(precision):
+        spec = ct.models.MLModel(str(artifact_of("coreml", precision).path), skip_model_load=True).get_spec()
+        function = spec.mlProgram.functions["main"]
+        return {op.type for op in function.block_specializations[function.opset].operations}
+
+    assert op_types("p6") & {"constexpr_lut_to_dense"}
+    assert op_types("w8") & {"constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"}
