@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from pocketgan.errors import ModelLoadError
+from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.manifest import atomic_write_json
 
 SHIPPED_STUDENT = Path(__file__).with_name("zoo") / "vintage-mobile" / "student.pt"
@@ -39,6 +39,12 @@ class DemoConfig:
     iterations: int = 20
     teacher_iterations: int = 3
     progress: bool = True
+
+    def __post_init__(self):
+        if self.size < 16 or self.size % 8:
+            raise UsageError(f"--size must be a multiple of 8 and at least 16, got {self.size}")
+        if self.iterations < 1 or self.threads < 1:
+            raise UsageError("--iterations and --threads must be positive")
 
 
 @dataclass
@@ -188,7 +194,9 @@ def summarize(report: dict, out: Path) -> list[str]:
     ok = [
         r
         for r in report["artifacts"]
-        if r.get("status") == "ok" and isinstance((r.get("latency_ms") or {}).get("p50"), int | float)
+        if r.get("status") == "ok"
+        and r.get("student") != "teacher"
+        and isinstance((r.get("latency_ms") or {}).get("p50"), int | float)
     ]
     teacher_p50 = report["teacher"]["latency_ms"]["p50"]
     baseline = report["identity_baseline_psnr_db"]
@@ -196,8 +204,10 @@ def summarize(report: dict, out: Path) -> list[str]:
     if not passing:
         return ["no artifact ran here", "", "", "", f"report: {out / 'report.html'}"]
     best = min(passing, key=lambda r: r["latency_ms"]["p50"])
-    sizes = sorted({(Path(r["path"]).name, r["size_bytes"]) for r in ok}, key=lambda kv: kv[1])
-    size_text = ", ".join(f"{name} {size / 1024:.0f} KiB" for name, size in sizes[:6])
+    prefix = Path(best["path"]).name.split(".")[0] + "."
+    family = [r for r in ok if Path(r["path"]).name.startswith(prefix)]
+    sizes = sorted({(Path(r["path"]).name, r["size_bytes"]) for r in family}, key=lambda kv: kv[1])
+    size_text = ", ".join(f"{name} {size / 1024:.0f} KiB" for name, size in sizes)
     return [
         f"best artifact: {_label(best)} (p50 {best['latency_ms']['p50']:.2f} ms at {report['size']}px)",
         f"speed-up over the teacher in torch: {teacher_p50 / best['latency_ms']['p50']:.0f}x "
@@ -213,12 +223,22 @@ def summarize(report: dict, out: Path) -> list[str]:
 @click.option("--out", default="build/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--fresh", is_flag=True, help="Start over: delete OUT (stages and teacher cache) first.")
 @click.option("--size", default=256, show_default=True, help="Export and eval resolution.")
+@click.option(
+    "--student",
+    "shipped_student",
+    default=str(SHIPPED_STUDENT),
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The full-recipe student checkpoint to show beside the live one.",
+)
 @click.option("--quick-steps", type=int, default=None, help="Override the quick preset's step count.")
 @click.option("--quick-size", type=int, default=None, help="Override the quick preset's training size.")
 @click.option("--iterations", default=20, show_default=True, help="Timed iterations per artifact.")
 @click.option("--threads", default=2, show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bars (CI logs).")
-def demo_command(out, fresh, size, quick_steps, quick_size, iterations, threads, no_progress):
+def demo_command(
+    out, fresh, size, shipped_student, quick_steps, quick_size, iterations, threads, no_progress
+):
     """The whole pipeline on the embedded default teacher, with a report.
 
     Distills a live quick student from the `vintage` teacher, exports it and the shipped full-recipe
@@ -233,6 +253,7 @@ def demo_command(out, fresh, size, quick_steps, quick_size, iterations, threads,
         out=out,
         fresh=fresh,
         size=size,
+        shipped_student=shipped_student,
         quick_steps=quick_steps,
         quick_size=quick_size,
         iterations=iterations,
