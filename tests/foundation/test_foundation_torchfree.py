@@ -18,7 +18,7 @@ def test_torch_free_modules_import_without_torch():
     code = BLOCK_TORCH + textwrap.dedent(
         """
         import pocketgan, pocketgan.manifest, pocketgan.images, pocketgan.errors, pocketgan.config
-        import runtime
+        import runtime, runtime.cli, evals.bench, evals._bench_worker, export.parity
         try:
             import torch
         except ImportError:
