@@ -16,10 +16,11 @@ from torch.nn import functional as F
 
 
 def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
+    """A normalised 1-D Gaussian as a depthwise (channels, 1, 1, size) kernel (applied along W, then H)."""
     coords = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+    return g.view(1, 1, 1, size).expand(channels, 1, 1, size).contiguous()
 
 
 def ssim(
@@ -31,8 +32,9 @@ def ssim(
     kernel = _gaussian_window(window, sigma, channels, x.device, x.dtype)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
 
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, kernel, groups=channels)
+    def blur(t: torch.Tensor) -> torch.Tensor:  # separable: 2k instead of k*k MACs per pixel
+        t = F.conv2d(t, kernel, groups=channels)
+        return F.conv2d(t, kernel.transpose(2, 3), groups=channels)
 
     mu_x, mu_y = blur(x), blur(y)
     sxx = blur(x * x) - mu_x * mu_x
