@@ -77,6 +77,7 @@ class ArtifactRun:
     backend: str | None = None
     size: tuple[int, int] | None = None
     outputs: list[np.ndarray] = field(default_factory=list)
+    first_nonfinite_op: str | None = None  # from engines that trace ops (coreml-reference)
 
 
 def run_artifact(
@@ -105,6 +106,9 @@ def run_artifact(
             result.outputs.append(np.asarray(session.predict(x), np.float32)[0].transpose(1, 2, 0))
         else:
             result.outputs.append(to_float(session.run(image)))
+        first = getattr(session.engine, "first_nonfinite", None)
+        if first and result.first_nonfinite_op is None:
+            result.first_nonfinite_op = f"{first[0]} ({first[1]})"
     return result
 
 

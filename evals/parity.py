@@ -176,6 +176,9 @@ def check_artifact(path: Path, config: ParityConfig, references: _References) ->
             f"worst PSNR {_text(verdict['psnr_db'], '.2f')} dB, max_abs {_text(verdict['max_abs'], '.3g')}; "
             f"needs {verdict['threshold']}"
         )
+        if run.first_nonfinite_op:
+            row["first_nonfinite_op"] = run.first_nonfinite_op
+            row["message"] += f"; first non-finite op: {run.first_nonfinite_op}"
         errors = sorted({r["error"] for r in verdict["per_image"] if r.get("error")})
         row["message"] += "".join(f"; {error}" for error in errors)
     row["time_s"] = time.perf_counter() - start

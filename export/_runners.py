@@ -13,7 +13,15 @@ import numpy as np
 
 def predict(path: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
     """float32 (N, 3, H, W) in [-1, 1] -> (output in the same form, the engine that ran it)."""
+    output, verified_by, _ = predict_traced(path, x)
+    return output, verified_by
+
+
+def predict_traced(path: Path, x: np.ndarray) -> tuple[np.ndarray, str, str | None]:
+    """Like `predict`, plus the first op whose output went inf/NaN where the engine can tell (Core ML reference)."""
     import runtime
 
     with runtime.load(path, threads=2) as session:
-        return session.predict(x), session.verified_by
+        output = session.predict(x)
+        first = getattr(session.engine, "first_nonfinite", None)
+        return output, session.verified_by, (f"{first[0]} ({first[1]})" if first else None)

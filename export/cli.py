@@ -117,6 +117,11 @@ def export_command(source, formats, precisions, calibration, out, name, size, no
         text = "; ".join(
             f"{a.format} {a.precision}: psnr {_number(a.manifest['parity']['psnr_db'])} dB, "
             f"max-abs {_number(a.manifest['parity']['max_abs'])} (needs {a.manifest['parity']['threshold']})"
+            + (
+                f", first non-finite op {a.manifest['parity']['first_nonfinite_op']}"
+                if a.manifest["parity"].get("first_nonfinite_op")
+                else ""
+            )
             for a in result.parity_failures
         )
         raise ParityError(f"parity below threshold: {text}")

@@ -209,9 +209,9 @@ def _parity(fmt: str, path: Path, precision: str, reference) -> dict[str, Any]:
     names, x, y_ref = reference
     entry["images"] = names
     try:
-        from export._runners import predict
+        from export._runners import predict_traced
 
-        y, verified_by = predict(path, x)
+        y, verified_by, first_nonfinite = predict_traced(path, x)
     except Exception as exc:
         if fmt != "coreml":
             raise
@@ -226,4 +226,5 @@ def _parity(fmt: str, path: Path, precision: str, reference) -> dict[str, Any]:
         "passed": overall["passed"],
         "verified_by": verified_by,
         "per_image": per_image,
+        **({"first_nonfinite_op": first_nonfinite} if first_nonfinite else {}),
     }
