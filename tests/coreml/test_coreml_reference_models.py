@@ -133,17 +133,11 @@ def test_unsupported_op_names_op_and_lists_supported(tmp_path):
     assert all(op in message for op in supported_ops())
 
 
-def test_imports_and_runs_without_torch(tiny_models, photo_batch):
+def test_imports_and_runs_without_torch(tiny_models, photo_batch, block_torch):
     pixels, _ = photo_batch
     np.save(tiny_models["fp32"].parent / "pixels.npy", pixels[:1])
-    code = textwrap.dedent(
+    code = block_torch + textwrap.dedent(
         f"""
-        import sys
-        class _BlockTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this test")
-        sys.meta_path.insert(0, _BlockTorch())
         import numpy as np
         import runtime.coreml_reference as ref
         assert "coremltools" not in sys.modules, "coremltools must be imported lazily"

@@ -55,15 +55,9 @@ def test_bench_config_validates():
         BenchConfig(iterations=0)
 
 
-def test_bench_modules_import_without_torch():
-    code = textwrap.dedent(
+def test_bench_modules_import_without_torch(block_torch):
+    code = block_torch + textwrap.dedent(
         """
-        import sys
-        class BlockTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked")
-        sys.meta_path.insert(0, BlockTorch())
         import evals.bench, evals._bench_worker, evals.cli, evals.schema, evals.common
         assert "torch" not in sys.modules
         print("ok")

@@ -2,20 +2,9 @@ import subprocess
 import sys
 import textwrap
 
-BLOCK_TORCH = textwrap.dedent(
-    """
-    import sys
-    class _BlockTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("torch is blocked in this test")
-    sys.meta_path.insert(0, _BlockTorch())
-    """
-)
 
-
-def test_torch_free_modules_import_without_torch():
-    code = BLOCK_TORCH + textwrap.dedent(
+def test_torch_free_modules_import_without_torch(block_torch):
+    code = block_torch + textwrap.dedent(
         """
         import pocketgan, pocketgan.manifest, pocketgan.images, pocketgan.errors, pocketgan.config
         import runtime, runtime.cli, evals.bench, evals._bench_worker, export.parity

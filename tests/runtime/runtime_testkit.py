@@ -1,8 +1,7 @@
-"""Helpers for the runtime tests: tiny seeded models, exporters, manifests, test images, a torch blocker."""
+"""Helpers for the runtime tests: tiny seeded models, exporters, manifests, test images,"""
 
 import io
 import json
-import textwrap
 import zlib
 from pathlib import Path
 from xml.etree import ElementTree
@@ -12,18 +11,6 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_SIZE = 64
-
-# Put at the top of a `python -c` script: any import of torch then fails, as on a machine without it.
-BLOCK_TORCH = textwrap.dedent(
-    """
-    import sys
-    class _BlockTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("torch is blocked in this test")
-    sys.meta_path.insert(0, _BlockTorch())
-    """
-)
 
 
 def tiny_net():

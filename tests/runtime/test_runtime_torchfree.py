@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 from PIL import Image
-from runtime_testkit import BLOCK_TORCH, REPO
+from runtime_testkit import REPO
 
 pytestmark = pytest.mark.tflite  # runs a .tflite too
 
@@ -19,9 +19,9 @@ def _image_file(tmp_path):
     return path
 
 
-def test_runtime_api_without_torch(tiny_onnx, tiny_tflite, tmp_path):
+def test_runtime_api_without_torch(tiny_onnx, tiny_tflite, tmp_path, block_torch):
     photo = _image_file(tmp_path)
-    code = BLOCK_TORCH + textwrap.dedent(
+    code = block_torch + textwrap.dedent(
         f"""
         import pocketgan.errors, pocketgan.images, pocketgan.manifest
         import runtime
@@ -45,12 +45,12 @@ def test_runtime_api_without_torch(tiny_onnx, tiny_tflite, tmp_path):
     assert result.stdout.strip().endswith("ok")
 
 
-def test_pocketgan_run_without_torch(tiny_onnx, tiny_tflite, tmp_path):
+def test_pocketgan_run_without_torch(tiny_onnx, tiny_tflite, tmp_path, block_torch):
     """The real entry point (`python -m pocketgan run`), with torch blocked by a sitecustomize."""
     photo = _image_file(tmp_path)
     blocker = tmp_path / "blocker"
     blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(BLOCK_TORCH)
+    (blocker / "sitecustomize.py").write_text(block_torch)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(REPO)])}
     for model in (tiny_onnx, tiny_tflite):
         out = tmp_path / f"out_{model.suffix[1:]}"
