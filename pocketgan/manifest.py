@@ -11,6 +11,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,13 +73,9 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         if not tmp.exists():
             raise FileNotFoundError(f"nothing was written to {tmp}")
         if final.is_dir() and not final.is_symlink():
-            import shutil
-
             shutil.rmtree(final)
         os.replace(tmp, final)
     finally:
-        import shutil
-
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
