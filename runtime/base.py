@@ -21,6 +21,9 @@ failing at import time:
         def run(self, array):
             ...  # one artifact-native input array -> the first output array
 
+An engine that exposes its own tensor memory may also override `run_with`, so that `Session.run` writes the
+input into it and reads the output from it without copies (the "litert" backend does).
+
 Optional backends that live in their own package (e.g. `runtime.coreml_reference`, which registers
 "coreml-reference") are imported on first use of the registry, never at `import runtime`.
 
@@ -36,7 +39,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -49,6 +52,8 @@ PLUGIN_MODULES = ("runtime.coreml_reference",)
 
 # dtype of an input that takes an image (Core ML ImageType) rather than a tensor.
 IMAGE_DTYPE = "image"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,17 @@ class Backend(abc.ABC):
 
         The caller may reuse `array`'s memory after this returns: do not keep a reference to it.
         """
+
+    def run_with(
+        self, write: Callable[[np.ndarray | None], np.ndarray], read: Callable[[np.ndarray], T]
+    ) -> T:
+        """One run without the copies `run` makes where the engine allows: `read(output of write(buffer))`.
+
+        `write(buffer)` writes the input into `buffer` (the engine's own input memory, or None: then into
+        memory of its own) and returns the array it wrote; `read(output)` turns the first output into the
+        result. Engine memory is valid only during the call: neither callback may keep or return it.
+        """
+        return read(self.run(write(None)))
 
     @property
     def verified_by(self) -> str:

@@ -6,13 +6,14 @@ Example: python -c "import runtime; print(runtime.load('dist/student.int8.tflite
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from pocketgan.errors import ModelLoadError, UsageError
-from runtime.base import Backend, TensorSpec, register_backend
+from runtime.base import Backend, T, TensorSpec, register_backend
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class LiteRTBackend(Backend):
         self._input_index = input_details[0]["index"] if input_details else -1
         self._output_index = output_details[0]["index"] if output_details else -1
         self._batch = int(input_details[0]["shape"][0]) if input_details else 1
+        self._lock = threading.Lock()  # one interpreter: one invoke (and its output) at a time
 
     @property
     def verified_by(self) -> str:
@@ -81,11 +83,34 @@ class LiteRTBackend(Backend):
             engine = "ai-edge-litert"
         return f"{engine} (Interpreter, default delegates incl. XNNPACK)"
 
-    def run(self, array: np.ndarray) -> np.ndarray:
+    def _invoke(self, array: np.ndarray) -> None:
         if array.shape[0] != self._batch:
             self.interpreter.resize_tensor_input(self._input_index, list(array.shape))
             self.interpreter.allocate_tensors()
             self._batch = array.shape[0]
         self.interpreter.set_tensor(self._input_index, array)
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._output_index)
+
+    def run(self, array: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self._invoke(array)
+            return self.interpreter.get_tensor(self._output_index)
+
+    def run_with(
+        self, write: Callable[[np.ndarray | None], np.ndarray], read: Callable[[np.ndarray], T]
+    ) -> T:
+        with self._lock:
+            # Views of the interpreter's tensors: it refuses to run while one is alive, hence the dels.
+            buffer = self.interpreter.tensor(self._input_index)()
+            array = write(buffer)
+            if array is buffer:
+                del array, buffer
+                self.interpreter.invoke()
+            else:  # written elsewhere (another batch size): the copying path
+                del buffer
+                self._invoke(array)
+            output = self.interpreter.tensor(self._output_index)()
+            try:
+                return read(output)
+            finally:
+                del output

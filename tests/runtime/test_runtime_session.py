@@ -9,7 +9,8 @@ from runtime_testkit import MODEL_SIZE, copy_model, write_sidecar
 import runtime
 from pocketgan.data import heldout_images
 from pocketgan.errors import ModelLoadError, UsageError
-from pocketgan.images import resize, to_nchw
+from pocketgan.images import resize, to_float, to_nchw
+from runtime import base
 
 FP32_MAX_ABS = 1e-3  # export parity threshold for fp32 (INTERFACES.md)
 
@@ -50,6 +51,87 @@ def test_onnx_and_tflite_agree_through_session(tiny_onnx, tiny_tflite):
     # run() is predict() on the same pixels, scaled to [0, 255] and rounded half up
     expected = np.floor(np.clip((onnx_session.predict(batch[:1])[0] + 1) * 127.5 + 0.5, 0, 255))
     assert np.abs(onnx_session.run(images[0]).astype(float) - expected.transpose(1, 2, 0)).max() <= 1
+
+
+def _model_fixtures():
+    return ["tiny_onnx", pytest.param("tiny_tflite", marks=pytest.mark.tflite)]
+
+
+@pytest.mark.parametrize("model", _model_fixtures())
+def test_run_is_predict_on_the_same_pixels_bit_for_bit(model, request):
+    session = runtime.load(request.getfixturevalue(model), threads=1)
+    images, batch = _heldout_batch()
+    for image, item in zip(images, batch, strict=True):
+        predicted = session.predict(item[None])[
+            0
+        ]  # to_float pixels, as run's arithmetic input path must give
+        scaled = np.clip(predicted * np.float32(127.5) + np.float32(128.0), 0.0, 255.0)
+        np.testing.assert_array_equal(session.run(image), scaled.astype(np.uint8).transpose(1, 2, 0))
+
+
+class RecordingBackend(runtime.Backend):
+    """An identity model on a float32 (1, 3, 16, 16) or (1, 16, 16, 3) tensor that keeps what it was fed."""
+
+    suffixes = (".onnx",)
+    layout = "NCHW"
+
+    @classmethod
+    def availability(cls):
+        return "ok"
+
+    def __init__(self, path, threads=None, providers=None):
+        shape = (1, 3, 16, 16) if self.layout == "NCHW" else (1, 16, 16, 3)
+        self.inputs = [runtime.TensorSpec("x", shape, "float32")]
+        self.outputs = [runtime.TensorSpec("y", shape, "float32")]
+        self.fed = []
+
+    def run(self, array):
+        self.fed.append(array.copy())
+        return array.copy()
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("value_range", [(-1.0, 1.0), (0.0, 1.0), (-2.0, 3.0)])
+def test_run_feeds_exactly_the_shared_to_float_values(layout, value_range, tmp_path, monkeypatch):
+    monkeypatch.setattr(RecordingBackend, "layout", layout)
+    runtime.register_backend("recording")(RecordingBackend)
+    try:
+        model = tmp_path / "identity.onnx"
+        model.write_bytes(b"not read by the recording backend")
+        write_sidecar(model, input={"layout": layout, "range": list(value_range)})
+        session = runtime.load(model, backend="recording")
+        image = np.random.default_rng(0).permutation(np.arange(768) % 256).astype(np.uint8).reshape(16, 16, 3)
+        session.run(image)
+    finally:
+        base.unregister_backend("recording")
+    expected = to_float(image, value_range)[None]
+    if layout == "NCHW":
+        expected = expected.transpose(0, 3, 1, 2)
+    (fed,) = session.engine.fed
+    np.testing.assert_array_equal(fed.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.tflite
+def test_litert_run_after_a_batch_and_from_threads(tiny_tflite):
+    import threading
+
+    session = runtime.load(tiny_tflite, threads=1)
+    images, batch = _heldout_batch()
+    expected = [session.run(image) for image in images]
+    assert session.predict(batch).shape == batch.shape  # resizes the interpreter to the batch
+    results = {}
+
+    def worker(index):
+        results[index] = [session.run(image) for image in images for _ in range(3)][::3]
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for outputs in results.values():
+        for output, reference in zip(outputs, expected, strict=True):
+            np.testing.assert_array_equal(output, reference)
 
 
 def test_run_resizes_to_model_size_and_back_with_the_shared_filter(tiny_onnx):
