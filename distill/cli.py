@@ -33,7 +33,9 @@ Examples:
 @click.option(
     "--data", type=click.Path(file_okay=False), help="Folder of training photos (default: embedded set)."
 )
-@click.option("--student", help="Registered student name (default mobile-resnet).")
+@click.option(
+    "--student", help="Registered student name (default patch-resnet; also mobile-resnet, tiny-unet)."
+)
 @click.option("--width", type=int, help="Student width multiplier (channels of the first layer).")
 @click.option("--size", type=int, help="Final training and evaluation size in pixels (default 256).")
 @click.option("--steps", type=int, help="Optimisation steps in total.")

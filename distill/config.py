@@ -58,8 +58,8 @@ class DistillConfig:
     # What to distill
     teacher: str = "vintage"
     teacher_weights: str | None = None
-    student: str = "mobile-resnet"
-    width: int = 16
+    student: str = "patch-resnet"
+    width: int = 48
     student_kwargs: dict[str, Any] = field(default_factory=dict)
     init_checkpoint: str | None = None
     # Data: `data` is a folder of the user's images (None: the embedded set), `pool_size` training images

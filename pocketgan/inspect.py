@@ -69,13 +69,13 @@ def _inspect_onnx(path: str, size: int) -> dict[str, Any]:
 def inspect_command(model: str, size: int, width: int | None, weights: str | None, as_json: bool) -> None:
     """Parameters, MACs, layer histogram and per-format exportability of MODEL.
 
-    MODEL is a spec (vintage, student:mobile-resnet, pkg.module:factory), a .pt checkpoint,
+    MODEL is a spec (vintage, student:patch-resnet, pkg.module:factory), a .pt checkpoint,
     a .pt2 ExportedProgram or an .onnx file.
 
     \b
     Examples:
       pocketgan inspect vintage --size 256
-      pocketgan inspect student:mobile-resnet --width 16 --json
+      pocketgan inspect student:patch-resnet --width 48 --json
     """
     kwargs = {"width": width} if width is not None else {}
     info = inspect_model(model, size=size, weights=weights, **kwargs)

@@ -244,6 +244,15 @@ def _transpose(a: dict[str, Any]) -> np.ndarray:
     return np.transpose(a["x"], ints(a, "perm"))
 
 
+@op("pixel_shuffle")
+def _pixel_shuffle(a: dict[str, Any]) -> np.ndarray:
+    """(n, C*f*f, H, W) -> (n, C, H*f, W*f), as torch.nn.PixelShuffle: channel c*f*f + i*f + j -> (i, j)."""
+    x, f = a["x"], int(get(a, "upscale_factor"))
+    n, channels, height, width = x.shape
+    blocks = x.reshape(n, channels // (f * f), f, f, height, width)
+    return blocks.transpose(0, 1, 4, 2, 5, 3).reshape(n, channels // (f * f), height * f, width * f)
+
+
 @op("tile")
 def _tile(a: dict[str, Any]) -> np.ndarray:
     return np.tile(a["x"], ints(a, "reps"))

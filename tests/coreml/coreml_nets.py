@@ -16,7 +16,8 @@ IMAGE_SCALE, IMAGE_BIAS = 2 / 255, [-1.0, -1.0, -1.0]
 
 class TinyGenerator(nn.Module):
     """Every op family our students and the teacher convert to, at 32 px: reflect/replicate pad, conv,
-    depthwise, instance/batch norm, ConvTranspose, bilinear/nearest upsampling, global mean, tanh."""
+    depthwise, instance/batch norm, ConvTranspose, bilinear/nearest upsampling, pixel shuffle, global mean,
+    tanh."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -38,7 +39,8 @@ class TinyGenerator(nn.Module):
         bilinear = F.interpolate(z, scale_factor=2, mode="bilinear", align_corners=False)[:, :8]
         nearest = F.interpolate(z, scale_factor=2, mode="nearest")[:, 8:]
         h = torch.cat([self.up(z) + bilinear, nearest - y], 1)  # (N, 16, H, W)
-        return torch.tanh(self.head(h)) + torch.clamp(x, -0.5, 0.5) / 2.0
+        shuffled = F.pixel_shuffle(z, 2)[:, :3]  # (N, 3, H, W), as patch-resnet's head
+        return torch.tanh(self.head(h) + 0.1 * shuffled) + torch.clamp(x, -0.5, 0.5) / 2.0
 
 
 class Overflow(nn.Module):

@@ -186,6 +186,12 @@ CASES_IOS16 = [
         lambda x, p: mb.transpose(x=x, perm=[0, 2, 3, 1]),
         lambda x, p: x.transpose(0, 2, 3, 1),
     ),
+    (
+        "pixel_shuffle",
+        "pixel_shuffle",
+        lambda x, p: mb.pixel_shuffle(x=x, upscale_factor=2),
+        lambda x, p: torch.nn.functional.pixel_shuffle(torch.from_numpy(x), 2).numpy(),
+    ),
     ("tile", "tile", lambda x, p: mb.tile(x=x, reps=[1, 2, 1, 3]), lambda x, p: np.tile(x, (1, 2, 1, 3))),
     ("squeeze", "squeeze", lambda x, p: mb.squeeze(x=x, axes=[0]), lambda x, p: x[0]),
     ("expand_dims", "expand_dims", lambda x, p: mb.expand_dims(x=x, axes=[0]), lambda x, p: x[None]),

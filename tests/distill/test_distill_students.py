@@ -12,18 +12,25 @@ from distill.pixel_losses import PixelLoss, ssim
 from pocketgan.flops import count_macs
 from pocketgan.models import available, build
 
-FAMILIES = [("mobile-resnet", {"width": 4, "n_blocks": 2}), ("tiny-unet", {"width": 4})]
+FAMILIES = [
+    ("mobile-resnet", {"width": 4, "n_blocks": 2}),
+    ("tiny-unet", {"width": 4}),
+    ("patch-resnet", {"width": 8, "n_blocks": 1, "context_width": 8}),
+]
 
 
-def test_both_families_registered():
-    assert {"mobile-resnet", "tiny-unet"} <= set(available("student"))
+def test_all_families_registered():
+    assert {"mobile-resnet", "tiny-unet", "patch-resnet"} <= set(available("student"))
 
 
-@pytest.mark.parametrize(("name", "kwargs"), FAMILIES)
-@pytest.mark.parametrize("norm", ["batch", "none"])
-def test_student_shape_range_and_identity_start(name, kwargs, norm):
+# mobile-resnet and tiny-unet take BatchNorm or no norm; patch-resnet has no norm layers.
+NORM_CASES = [(name, {**kwargs, "norm": norm}) for name, kwargs in FAMILIES[:2] for norm in ("batch", "none")]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), NORM_CASES + FAMILIES[2:])
+def test_student_shape_range_and_identity_start(name, kwargs):
     torch.manual_seed(0)
-    model = build(name, norm=norm, **kwargs).eval()
+    model = build(name, **kwargs).eval()
     x = torch.rand(2, 3, 32, 48) * 2 - 1
     with torch.no_grad():
         y = model(x)
@@ -38,6 +45,35 @@ def test_mobile_resnet_width16_under_mac_budget():
 
 def test_tiny_unet_default_under_mac_budget():
     assert count_macs(build("tiny-unet"), 256) < 0.62e9
+
+
+def test_patch_resnet_default_under_mac_budget():
+    assert count_macs(build("patch-resnet"), 256) < 0.62e9
+
+
+@pytest.mark.parametrize("colour", ["quadratic", "affine", "none"])
+def test_colour_transform_matches_its_definition(colour):
+    """The conv-product form of the per-image colour transform equals the plain per-pixel formula."""
+    from pocketgan.models.students import COLOUR_TERMS, GlobalContext
+
+    torch.manual_seed(0)
+    context = GlobalContext(4, [4], 8, colour=colour)
+    torch.nn.init.normal_(context.mlp[2].weight, std=0.3)
+    x, features = torch.rand(2, 3, 8, 8) * 2 - 1, torch.randn(2, 4, 4, 4)
+    with torch.no_grad():
+        _, graded = context(x, features)
+        params = context.mlp(
+            torch.cat([x.mean((2, 3), True), (x * x).mean((2, 3), True), features.mean((2, 3), True)], 1)
+        )
+    terms = COLOUR_TERMS[colour]
+    if not terms:
+        assert torch.equal(graded, x)
+        return
+    basis = torch.stack([x[:, i] * (1 if j is None else x[:, j]) for i, j in terms], dim=1)  # (N, T, H, W)
+    mix = params[:, 8 : 8 + 3 * len(terms), 0, 0].reshape(2, 3, len(terms))
+    shift = params[:, 8 + 3 * len(terms) : 8 + 3 * len(terms) + 3]
+    expected = x + torch.einsum("nct,nthw->nchw", mix, basis) + shift
+    assert torch.allclose(graded, expected, atol=1e-5)
 
 
 def test_bad_norm_is_refused():
@@ -102,3 +138,15 @@ def test_pixel_loss_rejects_bad_weights():
         PixelLoss(l1=-1.0)
     with pytest.raises(ValueError):
         PixelLoss(l1=0.0)
+
+
+def test_shipped_student_loads_and_is_within_the_mac_budget():
+    """The zoo's full-recipe student (what `make demo` exports) is a weights-only checkpoint <= 0.62 GMACs."""
+    from pocketgan.checkpoint import load_student
+    from pocketgan.demo import SHIPPED_STUDENT
+
+    model, payload = load_student(SHIPPED_STUDENT)
+    assert count_macs(model, 256) <= 0.62e9
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert model(x).shape == x.shape
