@@ -47,12 +47,21 @@ def _number(value) -> str:
 @click.option(
     "--calibration", type=click.Path(), help="Folder of images for int8 calibration [embedded set]."
 )
+@click.option(
+    "--calibration-count",
+    default=128,
+    show_default=True,
+    type=int,
+    help="How many calibration images int8 sees (more: closer to fp32, slower export).",
+)
 @click.option("--out", default="dist", show_default=True, type=click.Path(), help="Output folder.")
 @click.option("--name", default=None, help="Artifact base name [student, or teacher for a teacher spec].")
 @click.option("--size", default=256, show_default=True, type=int, help="Static input size (square).")
 @click.option("--no-validate", is_flag=True, help="Skip the parity check against torch.")
 @click.option("--json", "json_path", type=click.Path(), help="Also write the results as JSON here.")
-def export_command(source, formats, precisions, calibration, out, name, size, no_validate, json_path):
+def export_command(
+    source, formats, precisions, calibration, calibration_count, out, name, size, no_validate, json_path
+):
     """Export CHECKPOINT (a student .pt) or TEACHER_SPEC (e.g. vintage) to phone formats.
 
     Every artifact gets OUT/NAME.PRECISION.EXT and a manifest beside it; each is run on held-out photos
@@ -72,6 +81,7 @@ def export_command(source, formats, precisions, calibration, out, name, size, no
         size=size,
         out=out,
         calibration=calibration,
+        calibration_count=calibration_count,
         validate=not no_validate,
         name=name,
     )
