@@ -4,7 +4,10 @@ Exports a student-like net (depthwise-separable residual, width 16, 256²) to ON
 interleaved: the raw engine call (InferenceSession.run / set_tensor+invoke+get_tensor), Session.run on a
 256² image (no resize), and Session.run on a 512x384 photo against raw + the two resizes it needs.
 
+`--models` times given artifacts instead (e.g. the shipped student's fp32 ONNX and TFLite).
+
 Example: nice -n 10 .venv/bin/python tests/runtime/runtime_overhead_bench.py --iterations 300 --threads 1
+Example: .venv/bin/python tests/runtime/runtime_overhead_bench.py --threads 2 --models dist/student.fp32.onnx dist/student.fp32.tflite
 """
 
 import argparse
@@ -156,9 +159,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--models", nargs="*", type=Path, help="Artifacts to time (default: export a net).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
-        paths = export(Path(directory), args.size)
+        paths = args.models or export(Path(directory), args.size)
         results = [measure(path, args.threads, args.iterations, args.size) for path in paths]
     print(json.dumps(results, indent=2))
 
