@@ -106,9 +106,8 @@ def run_artifact(
             result.outputs.append(np.asarray(session.predict(x), np.float32)[0].transpose(1, 2, 0))
         else:
             result.outputs.append(to_float(session.run(image)))
-        first = getattr(session.engine, "first_nonfinite", None)
-        if first and result.first_nonfinite_op is None:
-            result.first_nonfinite_op = f"{first[0]} ({first[1]})"
+        if result.first_nonfinite_op is None:
+            result.first_nonfinite_op = session.first_nonfinite_op
     return result
 
 

@@ -23,5 +23,4 @@ def predict_traced(path: Path, x: np.ndarray) -> tuple[np.ndarray, str, str | No
 
     with runtime.load(path, threads=2) as session:
         output = session.predict(x)
-        first = getattr(session.engine, "first_nonfinite", None)
-        return output, session.verified_by, (f"{first[0]} ({first[1]})" if first else None)
+        return output, session.verified_by, session.first_nonfinite_op

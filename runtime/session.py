@@ -212,6 +212,13 @@ class Session:
         """The engine that ran the model, e.g. "onnxruntime 1.32.0 (CPUExecutionProvider)"."""
         return self.engine.verified_by
 
+    @property
+    def first_nonfinite_op(self) -> str | None:
+        """After a run, "op_type (op_name)" of the first op whose output went inf/NaN, for engines that trace
+        ops (coreml-reference); None when the run was clean or the engine cannot tell."""
+        first = getattr(self.engine, "first_nonfinite", None)
+        return f"{first[0]} ({first[1]})" if first else None
+
     @cached_property
     def sha256(self) -> str:
         """sha256 of the model file (of every file, for an .mlpackage directory)."""
