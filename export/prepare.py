@@ -51,6 +51,13 @@ def find_unsupported(model: nn.Module, fmt: str) -> list[tuple[str, str, str]]:
     return found
 
 
+def float_only_types(model: nn.Module) -> list[str]:
+    """ "module.QualName" of each module class in `model` marked `float_only = True`: int8 exporters keep
+    those layers in float (e.g. the students' full-resolution colour transform, faster in float)."""
+    types = {type(m) for m in model.modules() if getattr(m, "float_only", False)}
+    return sorted(f"{t.__module__}.{t.__qualname__}" for t in types)
+
+
 def check_ops(model: nn.Module, fmt: str) -> None:
     """Raise UnsupportedOpError naming the first op and layer that `fmt` cannot take."""
     found = find_unsupported(model, fmt)

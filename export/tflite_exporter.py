@@ -142,8 +142,13 @@ def _convert_pt2e_int8(model, prepared: Prepared, path: Path) -> None:
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
+    from export.prepare import float_only_types
+
     wrapped, sample = _nhwc(model, prepared.size)
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    for type_name in float_only_types(model):
+        # torch.export records module types as "module.QualName" strings, which is what the filter compares.
+        quantizer.set_module_type(type_name, None)
     graph = prepare_pt2e(torch.export.export(wrapped, (sample,)).module(), quantizer)
     move_exported_model_to_eval(graph)
     with torch.no_grad():

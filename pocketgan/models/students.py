@@ -11,7 +11,8 @@ grade". The convolutional part adds the local part (texture, edges) as a tanh-bo
 clipped.
 
 - patch-resnet (the default, shipped): dense 3x3 convs at 1/4 resolution between a patchify stem and a
-  pixel-shuffle head; compute-bound, so int8 pays off (TFLite int8 several times faster than fp32).
+  pixel-shuffle head; compute-bound, so int8 pays off (shipped student, TFLite, 2 threads: int8 2.4 ms,
+  fp32 6.6 ms, with the full-resolution colour transform left in float).
 - mobile-resnet: depthwise-separable residual generator with full-resolution skips; fewest MACs, but
   memory-bound at full resolution, so int8 gains little on CPU.
 - tiny-unet: plain 3x3 convs, concat skips.
@@ -92,23 +93,40 @@ COLOUR_TERMS = {
 }
 
 
-def _basis_convs(terms: list[tuple[int, int | None]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fixed 1x1 convs A, B (+ bias) with A(x) * B(x) = the basis repeated once per output channel.
+class ColourTransform(nn.Module):
+    """The per-pixel colour transform of channels-last pixels: (N, H, W, 3) -> (N, H, W, 3).
 
-    Channel r * T + t is term t for output channel r. Written as convs and one product (no slicing or
-    concatenation at full resolution) so the PT2E int8 quantizer and every converter take it as is.
+    The basis (the terms, then a constant 1 that carries the shift) is `linear(x, A, a) * linear(x, B, b)`
+    with fixed A, a, B, b; one batched matmul mixes it with the per-image matrix (N, T + 1, 3). Channels-last,
+    so converters keep it free of full-resolution transposes. `float_only`: the int8 exporters leave it in
+    float, where XNNPACK runs it faster than as int8 elementwise ops (tests/export/export_int8_bench.py).
     """
-    n = 3 * len(terms)
-    first, second, second_bias = torch.zeros(n, 3, 1, 1), torch.zeros(n, 3, 1, 1), torch.zeros(n)
-    for rep in range(3):
-        for t, (i, j) in enumerate(terms):
-            channel = rep * len(terms) + t
-            first[channel, i] = 1.0
-            if j is None:
-                second_bias[channel] = 1.0
-            else:
-                second[channel, j] = 1.0
-    return first, second, second_bias
+
+    float_only = True
+
+    def __init__(self, terms: list[tuple[int, int | None]]):
+        super().__init__()
+        n = len(terms) + 1
+        first, first_bias = torch.zeros(n, 3), torch.zeros(n)
+        second, second_bias = torch.zeros(n, 3), torch.zeros(n)
+        for t, (i, j) in enumerate([*terms, (None, None)]):
+            for weight, bias, index in ((first, first_bias, i), (second, second_bias, j)):
+                if index is None:
+                    bias[t] = 1.0
+                else:
+                    weight[t, index] = 1.0
+        self.register_buffer("first", first, persistent=False)
+        self.register_buffer("first_bias", first_bias, persistent=False)
+        self.register_buffer("second", second, persistent=False)
+        self.register_buffer("second_bias", second_bias, persistent=False)
+
+    def forward(self, pixels: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+        n, height, width, _ = pixels.shape
+        basis = F.linear(pixels, self.first, self.first_bias) * F.linear(
+            pixels, self.second, self.second_bias
+        )
+        mixed = torch.bmm(basis.reshape(n, height * width, -1), matrix)  # (N, H*W, T + 1) @ (N, T + 1, 3)
+        return mixed.reshape(n, height, width, 3)
 
 
 class GlobalContext(nn.Module):
@@ -144,14 +162,16 @@ class GlobalContext(nn.Module):
         )
         nn.init.zeros_(self.mlp[2].weight)
         nn.init.zeros_(self.mlp[2].bias)
-        first, second, second_bias = _basis_convs(terms)
-        self.register_buffer("basis_first", first, persistent=False)
-        self.register_buffer("basis_second", second, persistent=False)
-        self.register_buffer("basis_second_bias", second_bias, persistent=False)
-        # A fixed grouped 1x1 conv sums each output channel's weighted basis terms (export-friendly matmul).
-        self.register_buffer("group_sum", torch.ones(3, max(self.n_terms, 1), 1, 1), persistent=False)
+        self.transform = ColourTransform(terms) if terms else None
+        # The linear terms start as the identity: the MLP's mix is added to it.
+        identity = torch.zeros(3, self.n_terms)
+        for t, (i, j) in enumerate(terms):
+            if j is None:
+                identity[i, t] = 1.0
+        self.register_buffer("identity", identity, persistent=False)
 
-    def forward(self, x: torch.Tensor, features: torch.Tensor):
+    def params(self, x: torch.Tensor, features: torch.Tensor):
+        """FiLM (scale, bias) per block, and the colour matrix (N, T + 1, 3) (None for colour="none")."""
         stats = [_moments(x), features.mean(dim=(2, 3), keepdim=True)]
         if self.second_moments:  # what InstanceNorm in the teacher normalizes by
             stats.append((features * features).mean(dim=(2, 3), keepdim=True))
@@ -164,15 +184,25 @@ class GlobalContext(nn.Module):
             films.append((scale, bias))
             start += 2 * channels
         if not self.n_terms:
-            return films, x
-        n = 3 * self.n_terms
-        mix = params[:, start : start + n]  # (N, 3T, 1, 1): 3 output channels x T basis terms
-        shift = params[:, start + n : start + n + 3]  # (N, 3, 1, 1)
-        repeated = F.conv2d(x, self.basis_first)  # (N, 3T, H, W)
-        if self.quadratic:
-            repeated = repeated * F.conv2d(x, self.basis_second, self.basis_second_bias)
-        delta = F.conv2d(repeated * mix, self.group_sum, groups=3)  # (N, 3, H, W)
-        return films, x + delta + shift
+            return films, None
+        n, count = x.shape[0], 3 * self.n_terms
+        mix = params[:, start : start + count].reshape(n, 3, self.n_terms) + self.identity  # (N, 3, T)
+        shift = params[:, start + count : start + count + 3].reshape(n, 3, 1)
+        return films, torch.cat([mix, shift], dim=2).transpose(1, 2)  # (N, T + 1, 3)
+
+    def grade(self, pixels: torch.Tensor, matrix: torch.Tensor | None) -> torch.Tensor:
+        """The colour transform of channels-last pixels (N, H, W, 3)."""
+        return pixels if matrix is None else self.transform(pixels, matrix)
+
+
+def _combine(x: torch.Tensor, context: GlobalContext, matrix: torch.Tensor | None, local: torch.Tensor):
+    """clip(colour_transform(x) + local, -1, 1), computed channels-last: local (N, H, W, 3) -> (N, 3, H, W).
+
+    Channels-last keeps the converters' full-resolution tail free of transposes, and lets int8 exporters
+    leave the colour transform in float (see ColourTransform).
+    """
+    graded = context.grade(x.permute(0, 2, 3, 1), matrix)  # (N, H, W, 3)
+    return torch.clamp(graded + local, -1.0, 1.0).permute(0, 3, 1, 2)
 
 
 def _upsample(x: torch.Tensor) -> torch.Tensor:
@@ -218,12 +248,12 @@ class MobileResNet(nn.Module):
         s0 = self.stem(x)  # (N, w, H, W)
         s1 = self.down1(s0)  # (N, 2w, H/2, W/2)
         h = self.down2(s1)  # (N, 4w, H/4, W/4)
-        films, graded = self.context(x, h)
+        films, matrix = self.context.params(x, h)
         for block, (scale, bias) in zip(self.blocks, films, strict=True):
             h = block(h, scale, bias)
         h = self.up1(_upsample(h)) + s1  # (N, 2w, H/2, W/2)
         h = self.up2(_upsample(h)) + s0  # (N, w, H, W)
-        return torch.clamp(graded + torch.tanh(self.head(h)), -1.0, 1.0)
+        return _combine(x, self.context, matrix, torch.tanh(self.head(h)).permute(0, 2, 3, 1))
 
 
 @register_model("tiny-unet", kind="student")
@@ -256,12 +286,12 @@ class TinyUNet(nn.Module):
         e0 = self.enc0(x)  # (N, w, H, W)
         e1 = self.enc1(e0)  # (N, 2w, H/2, W/2)
         e2 = self.enc2(e1)  # (N, 4w, H/4, W/4)
-        films, graded = self.context(x, e2)
+        films, matrix = self.context.params(x, e2)
         scale, bias = films[0]
         h = e2 + self.bottleneck(e2) * scale + bias
         h = self.dec1(torch.cat([_upsample(h), e1], dim=1))  # (N, 2w, H/2, W/2)
         h = self.dec0(torch.cat([_upsample(h), e0], dim=1))  # (N, w, H, W)
-        return torch.clamp(graded + torch.tanh(self.head(h)), -1.0, 1.0)
+        return _combine(x, self.context, matrix, torch.tanh(self.head(h)).permute(0, 2, 3, 1))
 
 
 @register_model("patch-resnet", kind="student")
@@ -320,9 +350,13 @@ class PatchResNet(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, height, width = x.shape
+        p = self.patch
         h = F.relu(self.stem(x))  # (N, w, H/p, W/p)
-        films, graded = self.context(x, self.context_encoder(h))  # graded: (N, 3, H, W)
+        films, matrix = self.context.params(x, self.context_encoder(h))  # matrix: (N, T + 1, 3)
         for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
             h = h + conv2(F.relu(conv1(h) * scale + bias))  # scale, bias: (N, w, 1, 1)
-        local = torch.tanh(F.pixel_shuffle(self.head(h), self.patch))  # (N, 3, H, W)
-        return torch.clamp(graded + local, -1.0, 1.0)
+        # Pixel shuffle, channels-last: channels (c, dy, dx) of each patch -> its p x p pixels.
+        local = torch.tanh(self.head(h)).permute(0, 2, 3, 1)  # (N, H/p, W/p, 3*p*p)
+        local = local.reshape(n, height // p, width // p, 3, p, p).permute(0, 1, 4, 2, 5, 3)
+        return _combine(x, self.context, matrix, local.reshape(n, height, width, 3))

@@ -244,6 +244,25 @@ def _transpose(a: dict[str, Any]) -> np.ndarray:
     return np.transpose(a["x"], ints(a, "perm"))
 
 
+@op("linear")
+def _linear(a: dict[str, Any]) -> np.ndarray:
+    """x (*, D_in) @ weight (D_out, D_in).T + bias (D_out)."""
+    out = np.matmul(a["x"], np.swapaxes(a["weight"], -1, -2))
+    bias = get(a, "bias")
+    return out if bias is None else out + bias
+
+
+@op("matmul")
+def _matmul(a: dict[str, Any]) -> np.ndarray:
+    """Batched matmul with numpy broadcasting; transpose_x / transpose_y swap the last two axes first."""
+    x, y = a["x"], a["y"]
+    if get(a, "transpose_x", False):
+        x = np.swapaxes(x, -1, -2)
+    if get(a, "transpose_y", False):
+        y = np.swapaxes(y, -1, -2)
+    return np.matmul(x, y)
+
+
 @op("pixel_shuffle")
 def _pixel_shuffle(a: dict[str, Any]) -> np.ndarray:
     """(n, C*f*f, H, W) -> (n, C, H*f, W*f), as torch.nn.PixelShuffle: channel c*f*f + i*f + j -> (i, j)."""

@@ -44,6 +44,7 @@ UINT2_INDICES = RNG.integers(0, 4, size=(4, 8, 8)).astype(np.uint8)
 BLOCK_LUT = RNG.normal(size=(2, 1, 1, 4, 1)).astype(np.float32)
 VECTOR_INDICES = RNG.integers(0, 4, size=(2, 8, 8)).astype(np.uint8)
 VECTOR_LUT = RNG.normal(size=(1, 1, 1, 4, 2)).astype(np.float32)
+W_LINEAR = RNG.normal(size=(6, 8)).astype(np.float32)
 
 
 def pack_lsb_first(values: np.ndarray, nbits: int) -> np.ndarray:
@@ -185,6 +186,20 @@ CASES_IOS16 = [
         "transpose",
         lambda x, p: mb.transpose(x=x, perm=[0, 2, 3, 1]),
         lambda x, p: x.transpose(0, 2, 3, 1),
+    ),
+    (
+        "linear",
+        "linear",
+        lambda x, p: mb.linear(x=x, weight=W_LINEAR, bias=BIAS6),
+        lambda x, p: F.linear(t(x), t(W_LINEAR), t(BIAS6)).numpy(),
+    ),
+    (
+        "matmul_batched",
+        "matmul",
+        lambda x, p: mb.matmul(
+            x=mb.reshape(x=x, shape=[4, 8, 8]), y=mb.reshape(x=p, shape=[4, 8, 8]), transpose_y=True
+        ),
+        lambda x, p: x.reshape(4, 8, 8) @ p.reshape(4, 8, 8).transpose(0, 2, 1),
     ),
     (
         "pixel_shuffle",

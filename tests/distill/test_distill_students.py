@@ -53,7 +53,7 @@ def test_patch_resnet_default_under_mac_budget():
 
 @pytest.mark.parametrize("colour", ["quadratic", "affine", "none"])
 def test_colour_transform_matches_its_definition(colour):
-    """The conv-product form of the per-image colour transform equals the plain per-pixel formula."""
+    """The product-and-matmul form of the per-image colour transform equals the plain per-pixel formula."""
     from pocketgan.models.students import COLOUR_TERMS, GlobalContext
 
     torch.manual_seed(0)
@@ -61,7 +61,8 @@ def test_colour_transform_matches_its_definition(colour):
     torch.nn.init.normal_(context.mlp[2].weight, std=0.3)
     x, features = torch.rand(2, 3, 8, 8) * 2 - 1, torch.randn(2, 4, 4, 4)
     with torch.no_grad():
-        _, graded = context(x, features)
+        _, matrix = context.params(x, features)
+        graded = context.grade(x.permute(0, 2, 3, 1), matrix).permute(0, 3, 1, 2)
         params = context.mlp(
             torch.cat([x.mean((2, 3), True), (x * x).mean((2, 3), True), features.mean((2, 3), True)], 1)
         )

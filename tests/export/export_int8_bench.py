@@ -1,7 +1,8 @@
 """Benchmark (not a test): int8 vs fp32 latency of exported artifacts, and onnxruntime int8 layouts.
 
 Models are timed in interleaved rounds (the VM is noisy: compare ratios from one run). Extra ONNX int8
-layouts are quantized from the fp32 artifact: S8S8 QDQ, per-tensor QDQ, QOperator (QLinearConv).
+layouts are quantized from the fp32 artifact (the exported int8 is QDQ U8S8 per-channel on convs only):
+S8S8 / U8S8 QDQ on every op, S8S8 on convs, per-tensor QDQ, QOperator (QLinearConv).
 
 Example: python tests/export/export_int8_bench.py dist/ --name student --threads 2 --rounds 10
 """
@@ -61,6 +62,15 @@ def _onnx_variants(fp32_path, size, out):
     layouts = {
         "onnx int8 QDQ S8S8 per-channel": dict(
             quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8
+        ),
+        "onnx int8 QDQ U8S8 per-channel": dict(
+            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8
+        ),
+        "onnx int8 QDQ S8S8 per-channel convs": dict(
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            op_types_to_quantize=["Conv"],
         ),
         "onnx int8 QDQ U8S8 per-tensor": dict(
             quant_format=QuantFormat.QDQ, per_channel=False, activation_type=QuantType.QUInt8

@@ -165,3 +165,20 @@ def test_parity_module_imports_without_torch():
     code = "import sys; sys.modules['torch'] = None; import export.parity, export; print('ok')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr[-500:]
+
+
+def test_float_only_layers_are_named_as_torch_export_records_them():
+    """The int8 exporters exclude `float_only` layers by the type string torch.export records per node."""
+    from export.prepare import float_only_types
+    from pocketgan.models import build
+
+    model = build("patch-resnet", width=8, context_width=8).eval()
+    names = float_only_types(model)
+    assert names == ["pocketgan.models.students.ColourTransform"]
+    program = torch.export.export(model, (torch.zeros(1, 3, 16, 16),))
+    recorded = {
+        type_name
+        for node in program.graph.nodes
+        for _, type_name in (node.meta.get("nn_module_stack") or {}).values()
+    }
+    assert set(names) <= recorded
