@@ -1,4 +1,4 @@
-"""ONNX exporter: dynamo export (opset 20), fp16 with float I/O, int8 QDQ static, w8 weight-only.
+"""ONNX exporter: dynamo export (opset 20), NHWC float I/O, fp16 with float I/O, int8 QDQ static, w8 weight-only.
 
 Example: pocketgan export runs/quick/best.pt --format onnx --precision fp32,int8 --out dist/
 """
@@ -57,8 +57,8 @@ class OnnxExporter(Exporter):
         else:
             raise ValueError(f"onnx cannot export precision {precision!r}")
         fp32_path.unlink(missing_ok=True)
-        shape = [1, 3, prepared.size, prepared.size]
-        tensor = {"shape": shape, "layout": "NCHW", "dtype": "float32", "range": [-1, 1], "color": "RGB"}
+        shape = [1, prepared.size, prepared.size, 3]
+        tensor = {"shape": shape, "layout": "NHWC", "dtype": "float32", "range": [-1, 1], "color": "RGB"}
         io = {"input": {"name": INPUT_NAME, **tensor}, "output": {"name": OUTPUT_NAME, **tensor}}
         if precision == "int8":
             io["int8_method"] = "quantize_static QDQ on Conv, U8S8, per-channel weights, MinMax calibration"
@@ -75,10 +75,12 @@ class OnnxExporter(Exporter):
 def _export_fp32(prepared: Prepared, path: Path) -> None:
     import torch
 
-    x = torch.zeros(1, 3, prepared.size, prepared.size)
+    from export.prepare import ChannelsLast
+
+    x = torch.zeros(1, prepared.size, prepared.size, 3)
     with torch.no_grad():
         program = torch.onnx.export(
-            prepared.model,
+            ChannelsLast(prepared.model).eval(),
             (x,),
             dynamo=True,
             opset_version=OPSET,
@@ -93,8 +95,9 @@ def _export_fp32(prepared: Prepared, path: Path) -> None:
 class _CalibrationReader:
     """onnxruntime CalibrationDataReader over the calibration images, one image per call."""
 
-    def __init__(self, batches: np.ndarray):
-        self._items = iter([{INPUT_NAME: batches[i : i + 1]} for i in range(len(batches))])
+    def __init__(self, batches: np.ndarray):  # (N, 3, H, W) -> one (1, H, W, 3) item per call
+        nhwc = np.ascontiguousarray(batches.transpose(0, 2, 3, 1))
+        self._items = iter([{INPUT_NAME: nhwc[i : i + 1]} for i in range(len(nhwc))])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._items, None)

@@ -51,6 +51,21 @@ def find_unsupported(model: nn.Module, fmt: str) -> list[tuple[str, str, str]]:
     return found
 
 
+class ChannelsLast(nn.Module):
+    """`model` with NHWC input and output: (N, H, W, 3) -> (N, H, W, 3), the layout cameras deliver.
+
+    A student whose tail already runs channels-last ends in a permute that this one cancels, so the
+    converted graph has no output transpose at all.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
 def float_only_types(model: nn.Module) -> list[str]:
     """ "module.QualName" of each module class in `model` marked `float_only = True`: int8 exporters keep
     those layers in float (e.g. the students' full-resolution colour transform, faster in float)."""

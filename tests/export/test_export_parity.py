@@ -60,14 +60,17 @@ def test_compare_thresholds():
     assert not compare(np.full_like(reference, np.nan), reference, "fp16")["passed"]
 
 
-def test_onnx_passes_full_checker_and_embeds_manifest(artifact_of):
+def test_onnx_passes_full_checker_has_nhwc_io_and_embeds_manifest(artifact_of):
     onnx = pytest.importorskip("onnx")
     path = artifact_of("onnx", "fp32").path
     onnx.checker.check_model(str(path), full_check=True)
     model = onnx.load(str(path))
     assert model.opset_import[0].version >= 18
-    embedded = {p.key: p.value for p in model.metadata_props}
-    assert json.loads(embedded["pocketgan_manifest"])["precision"] == "fp32"
+    embedded = json.loads({p.key: p.value for p in model.metadata_props}["pocketgan_manifest"])
+    assert embedded["precision"] == "fp32"
+    assert embedded["input"]["layout"] == embedded["output"]["layout"] == "NHWC"
+    for tensor in (model.graph.input[0], model.graph.output[0]):  # NHWC, as TFLite and cameras
+        assert [d.dim_value for d in tensor.type.tensor_type.shape.dim] == [1, 32, 32, 3]
 
 
 @pytest.mark.tflite
