@@ -64,8 +64,10 @@ def distill_command(resume, config_file, preset, json_file, **flags):
     """Distill a GAN teacher into a small student generator.
 
     Writes OUT/config.toml (the resolved recipe), metrics.jsonl, last.pt (resumable training state),
-    best.pt (the student with the best held-out PSNR; export it with `pocketgan export OUT/best.pt`)
-    and samples/step_NNNNNN.png (input | teacher | student | amplified difference).
+    best.pt (the student with the best held-out PSNR; export it with `pocketgan export OUT/best.pt`),
+    average.pt when the recipe sets average_every (the mean of the weights over the later steps, chosen
+    without looking at the held-out images) and samples/step_NNNNNN.png (input | teacher | student |
+    amplified difference).
     """
     from distill.config import resolve_config
     from distill.trainer import distill
@@ -85,6 +87,8 @@ def distill_command(resume, config_file, preset, json_file, **flags):
         "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
         "best_heldout_psnr_db": result.best_psnr_db,
         "final_metrics": result.final_metrics,
+        "average_checkpoint": str(result.average_checkpoint) if result.average_checkpoint else None,
+        "average_metrics": result.average_metrics,
         "identity_psnr_db": result.final_metrics.get("identity_psnr_db"),
         "wall_s": round(result.wall_s, 2),
         "resumed_from_step": result.resumed_from_step,
@@ -102,7 +106,15 @@ def distill_command(resume, config_file, preset, json_file, **flags):
         click.echo(f"held-out PSNR vs teacher: {psnr:.2f} dB (do-nothing baseline {baseline:.2f} dB)")
     if result.best_checkpoint:
         click.echo(f"best student: {result.best_checkpoint} ({result.best_psnr_db:.2f} dB)")
-        click.echo(f"next: pocketgan export {result.best_checkpoint}")
+    if result.average_checkpoint:
+        average = result.average_metrics
+        click.echo(
+            f"averaged student: {result.average_checkpoint} ({average['heldout_psnr_db']:.2f} dB, SSIM "
+            f"{average['heldout_ssim']:.3f}; mean of {average['averaged_checkpoints']} checkpoints)"
+        )
+    shipped = result.average_checkpoint or result.best_checkpoint
+    if shipped:
+        click.echo(f"next: pocketgan export {shipped}")
     if result.skipped_steps or result.rollbacks:
         click.echo(f"non-finite steps skipped: {result.skipped_steps}, rollbacks: {result.rollbacks}")
     if json_file:

@@ -52,7 +52,9 @@ class DistillConfig:
     high_pass). `feature_layers` pairs a teacher module path with a student module path for feature
     distillation through a learned 1x1 adapter. `batch` is the global batch: DDP splits it across ranks.
     `ema_decay` > 0 keeps an exponential moving average of the student's weights; that average is what
-    is evaluated and saved as best.pt.
+    is evaluated and saved as best.pt. `average_every` > 0 also keeps a uniform average of those weights,
+    sampled every `average_every` steps from `average_from` x steps on (stochastic weight averaging): it is
+    evaluated at the end and saved as average.pt, a student chosen without looking at the held-out images.
     """
 
     # What to distill
@@ -79,6 +81,8 @@ class DistillConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.0
+    average_every: int = 0
+    average_from: float = 0.5
     seed: int = 0
     # Losses
     pixel_loss: dict[str, float] = field(default_factory=lambda: {"l1": 1.0})
@@ -110,13 +114,13 @@ class DistillConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UsageError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("warmup_steps", "threads", "seed", "max_rollbacks"):
+        for name in ("warmup_steps", "threads", "seed", "max_rollbacks", "average_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise UsageError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
         for name in ("lr", "discriminator_lr"):
             if not getattr(self, name) > 0:
                 raise UsageError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("synthetic_fraction", "lr_min_ratio", "adversarial_from", "ema_decay"):
+        for name in ("synthetic_fraction", "lr_min_ratio", "adversarial_from", "ema_decay", "average_from"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UsageError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         for name in ("augment_strength", "weight_decay", "grad_clip", "feature_weight", "adversarial_weight"):

@@ -1,4 +1,5 @@
-"""The run folder: config.toml, metrics.jsonl, last.pt (training state), best.pt (student), samples/.
+"""The run folder: config.toml, metrics.jsonl, last.pt (training state), best.pt and average.pt (students),
+samples/.
 
 Every checkpoint is plain data (tensors, numbers, strings, dicts, lists): it loads with `weights_only=True`.
 RNG states are stored as uint8 tensors.
@@ -25,6 +26,7 @@ CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.jsonl"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
+AVERAGE_CHECKPOINT = "average.pt"
 SAMPLES_DIR = "samples"
 TRAINING_STATE = "pocketgan-training-state/1"
 

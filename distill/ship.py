@@ -1,4 +1,6 @@
-"""Ship a finished run into the model zoo: best.pt (as student.pt), config.toml and metrics.jsonl.
+"""Ship a finished run into the model zoo: its student as student.pt, config.toml and metrics.jsonl.
+
+The student is average.pt when the run averaged weights (its recipe set average_every), else best.pt.
 
 Example: python -m distill.ship runs/vintage-student pocketgan/zoo/vintage-mobile
 """
@@ -12,21 +14,23 @@ from pathlib import Path
 
 from pocketgan.errors import PocketGANError, UsageError
 
-SHIPPED = {"best.pt": "student.pt", "config.toml": "config.toml", "metrics.jsonl": "metrics.jsonl"}
+PROVENANCE = {"config.toml": "config.toml", "metrics.jsonl": "metrics.jsonl"}
 
 
 def ship(run_dir: str | Path, zoo_dir: str | Path) -> list[Path]:
-    """Copy a run's best student and its provenance into `zoo_dir`; the checkpoint is verified first."""
+    """Copy a run's student and its provenance into `zoo_dir`; the checkpoint is verified first."""
     from pocketgan.checkpoint import load_student
     from pocketgan.manifest import atomic_path
 
     run_dir, zoo_dir = Path(run_dir), Path(zoo_dir)
-    missing = [name for name in SHIPPED if not (run_dir / name).is_file()]
+    student = "average.pt" if (run_dir / "average.pt").is_file() else "best.pt"
+    shipped = {student: "student.pt", **PROVENANCE}
+    missing = [name for name in shipped if not (run_dir / name).is_file()]
     if missing:
         raise UsageError(f"{run_dir}: not a finished run (missing {', '.join(missing)})")
-    load_student(run_dir / "best.pt")  # refuses anything that is not a loadable, weights-only student
+    load_student(run_dir / student)  # refuses anything that is not a loadable, weights-only student
     written = []
-    for source, target in SHIPPED.items():
+    for source, target in shipped.items():
         with atomic_path(zoo_dir / target) as tmp:
             shutil.copyfile(run_dir / source, tmp)
         written.append(zoo_dir / target)

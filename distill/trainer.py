@@ -48,6 +48,7 @@ from pocketgan.errors import CheckFailed, UsageError
 
 log = logging.getLogger(__name__)
 HELDOUT_SEED = 0  # cache key of the held-out portraits (they are never augmented)
+AVERAGE_LOG_KEYS = ("averaged_checkpoints", "heldout_psnr_db", "heldout_ssim")  # final line: average_*
 
 
 @dataclass
@@ -58,6 +59,8 @@ class DistillResult:
     last_checkpoint: Path | None
     best_psnr_db: float | None
     final_metrics: dict[str, Any] = field(default_factory=dict)
+    average_checkpoint: Path | None = None
+    average_metrics: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     resumed_from_step: int | None = None
     skipped_steps: int = 0
@@ -108,6 +111,9 @@ class _Run:
         self.student = build_student(config, self.device)
         # An exponential moving average of the weights: evaluated and shipped instead of the raw student.
         self.ema = copy.deepcopy(self.student).requires_grad_(False) if config.ema_decay > 0 else None
+        # A uniform average of the evaluated weights over the later steps (config.average_every > 0).
+        self.average = copy.deepcopy(self.student).requires_grad_(False) if config.average_every else None
+        self.average_count = 0
         self.pixel_loss = build_pixel_loss(config.pixel_loss).to(self.device)
         self.adapters = build_adapters(config, self.teacher, self.student, self.device)
         trainable = list(self.student.parameters())
@@ -134,6 +140,8 @@ class _Run:
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "adapters": _copy_state(self.adapters),
             "ema": _copy_state(self.ema),
+            "average": _copy_state(self.average),
+            "average_count": self.average_count,
             "discriminator": _copy_state(self.discriminator),
             "discriminator_optimizer": (
                 copy.deepcopy(self.discriminator_optimizer.state_dict())
@@ -150,6 +158,9 @@ class _Run:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.ema is not None and state.get("ema"):
             self.ema.load_state_dict(state["ema"])
+        self.average_count = int(state.get("average_count", 0))
+        if self.average is not None and state.get("average"):
+            self.average.load_state_dict(state["average"])
         if self.adapters is not None and state["adapters"]:
             self.adapters.load_state_dict(state["adapters"])
         if self.discriminator is not None and state["discriminator"]:
@@ -246,8 +257,16 @@ class _Run:
             if self.last_eval.get("step") != self.step:
                 self._evaluate()
             self._checkpoint()
+            average_metrics = self._save_average()
+            averaged = {f"average_{k}": average_metrics[k] for k in AVERAGE_LOG_KEYS if k in average_metrics}
             self._log(
-                {"step": self.step, "final": True, "elapsed_s": self._elapsed(), **self._eval_summary()}
+                {
+                    "step": self.step,
+                    "final": True,
+                    "elapsed_s": self._elapsed(),
+                    **self._eval_summary(),
+                    **averaged,
+                }
             )
         best = self.out / runfolder.BEST_CHECKPOINT
         return DistillResult(
@@ -257,6 +276,8 @@ class _Run:
             last_checkpoint=self.out / runfolder.LAST_CHECKPOINT,
             best_psnr_db=self.best_psnr,
             final_metrics=dict(self.last_eval),
+            average_checkpoint=self.out / runfolder.AVERAGE_CHECKPOINT if average_metrics else None,
+            average_metrics=average_metrics,
             wall_s=time.perf_counter() - self.started,
             resumed_from_step=resumed_from,
             skipped_steps=self.skipped,
@@ -359,6 +380,7 @@ class _Run:
         if adversarial:
             terms["discriminator"] = self._discriminator_step(x, y, output.detach())
         self.step += 1
+        self._update_average()
         self.bad_streak = 0
         terms["loss"] = float(loss.detach())
         return terms
@@ -372,6 +394,23 @@ class _Run:
         for name, average in self.ema.state_dict().items():
             if average.is_floating_point():
                 average.mul_(decay).add_(live[name].detach(), alpha=1.0 - decay)
+            else:
+                average.copy_(live[name])
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        config = self.config
+        if (
+            self.average is None
+            or self.step % config.average_every
+            or self.step < config.average_from * config.steps
+        ):
+            return
+        self.average_count += 1
+        live = self._eval_model().state_dict()
+        for name, average in self.average.state_dict().items():
+            if average.is_floating_point():
+                average.add_(live[name] - average, alpha=1.0 / self.average_count)
             else:
                 average.copy_(live[name])
 
@@ -437,7 +476,20 @@ class _Run:
         keys = ("heldout_psnr_db", "heldout_ssim", "identity_psnr_db")
         return {k: self.last_eval[k] for k in keys if k in self.last_eval}
 
+    def _save_average(self) -> dict[str, Any]:
+        """Evaluate the weight average on the held-out images and save it as average.pt (rank 0)."""
+        if self.average is None or not self.average_count or not self.context.is_main:
+            return {}
+        names, inputs, targets = self._heldout()
+        metrics, _ = evaluate_student(self.average, names, inputs, targets, self.device)
+        metrics = {"step": self.step, "averaged_checkpoints": self.average_count, **metrics}
+        self._save_student(self.average, metrics, runfolder.AVERAGE_CHECKPOINT)
+        return metrics
+
     def _save_best(self) -> None:
+        self._save_student(self._eval_model(), self.last_eval, runfolder.BEST_CHECKPOINT)
+
+    def _save_student(self, student: torch.nn.Module, metrics: dict[str, Any], name: str) -> None:
         from pocketgan.checkpoint import save_checkpoint
         from pocketgan.flops import MAC_METHOD, count_macs, count_params
         from pocketgan.models import build
@@ -445,10 +497,9 @@ class _Run:
         if self.macs is None:
             probe = build(self.config.student, **self.config.student_build_kwargs()).eval()
             self.macs = int(count_macs(probe, self.config.size))
-        metrics = {**self.last_eval, "params": count_params(self._eval_model()), "macs": self.macs}
+        metrics = {**metrics, "params": count_params(student), "macs": self.macs}
         metrics.update(mac_method=MAC_METHOD, teacher=self.teacher.spec, teacher_sha256=self.teacher.hash)
-        payload = student_checkpoint(self.config, self._eval_model(), metrics)
-        save_checkpoint(self.out / runfolder.BEST_CHECKPOINT, payload)
+        save_checkpoint(self.out / name, student_checkpoint(self.config, student, metrics))
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.context.is_main:

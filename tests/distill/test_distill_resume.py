@@ -29,6 +29,8 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_config, tmp_path)
         adversarial_weight=0.05,
         discriminator_width=8,
         ema_decay=0.9,
+        average_every=3,
+        average_from=0.25,
     )
     reference = distill(tiny_config(out=str(tmp_path / "straight"), **changes))
 
@@ -42,7 +44,8 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_config, tmp_path)
     straight = load_checkpoint(reference.out / "last.pt")
     continued = load_checkpoint(resumed.out / "last.pt")
     assert continued["step"] == straight["step"] == 16
-    for part in ("state_dict", "discriminator", "ema"):
+    assert continued["average_count"] == straight["average_count"] == 4  # steps 6, 9, 12, 15
+    for part in ("state_dict", "discriminator", "ema", "average"):
         for key, tensor in straight[part].items():
             torch.testing.assert_close(continued[part][key], tensor, rtol=0, atol=1e-6, msg=f"{part} {key}")
     assert resumed.best_psnr_db == pytest.approx(reference.best_psnr_db, abs=1e-4)

@@ -1,4 +1,6 @@
-"""`python -m distill.ship RUN_DIR ZOO_DIR` copies best.pt (as student.pt), config.toml, metrics.jsonl."""
+"""`python -m distill.ship RUN_DIR ZOO_DIR` copies the student (as student.pt), config.toml, metrics.jsonl."""
+
+import torch
 
 from distill import distill
 from distill.ship import main
@@ -19,3 +21,13 @@ def test_ship_refuses_an_unfinished_run(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     assert main([str(tmp_path / "run"), str(tmp_path / "zoo")]) == 2
     assert "not a finished run" in capsys.readouterr().err
+
+
+def test_ship_takes_the_weight_average_when_the_run_kept_one(tiny_config, tmp_path, capsys):
+    result = distill(tiny_config(steps=4, eval_every=4, average_every=1))
+    zoo = tmp_path / "zoo"
+    assert main([str(result.out), str(zoo)]) == 0
+    shipped, _ = load_student(zoo / "student.pt")
+    average, _ = load_student(result.average_checkpoint)
+    for key, tensor in average.state_dict().items():
+        assert torch.equal(shipped.state_dict()[key], tensor)

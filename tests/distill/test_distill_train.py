@@ -177,3 +177,25 @@ class _Wrap(torch.nn.Module):
 
     def forward(self, student, teacher):
         return self._forward(student, teacher)
+
+
+def test_weight_average_is_the_mean_of_the_sampled_weights(tiny_config, tmp_path):
+    """average_every=2 from half-way: average.pt is the mean of the student at steps 4, 6 and 8."""
+    snapshots = {}
+
+    def keep_checkpoint(step, record):  # last.pt is rewritten at every checkpoint step
+        if step in (4, 6):
+            snapshots[step] = load_checkpoint(tmp_path / "run" / "last.pt")["state_dict"]
+
+    config = tiny_config(steps=8, checkpoint_every=2, eval_every=4, average_every=2, average_from=0.5)
+    result = distill(config, callback=keep_checkpoint)
+    snapshots[8] = load_checkpoint(result.last_checkpoint)["state_dict"]
+    averaged, payload = load_student(result.average_checkpoint)
+    assert payload["metrics"]["averaged_checkpoints"] == 3
+    for key, tensor in averaged.state_dict().items():
+        if tensor.is_floating_point():
+            expected = sum(snapshots[s][key] for s in (4, 6, 8)) / 3
+            torch.testing.assert_close(tensor, expected, rtol=0, atol=1e-6, msg=key)
+    final = read_metrics(result.out)[-1]
+    assert final["final"] is True and final["average_averaged_checkpoints"] == 3
+    assert final["average_heldout_psnr_db"] == pytest.approx(result.average_metrics["heldout_psnr_db"])
