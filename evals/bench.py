@@ -2,7 +2,8 @@
 
 Each model runs in its own `python -m evals._bench_worker` so memory, thread pools and caches never
 leak from one model into the next: load time, first run, then p50/p90/p99/mean over the iterations
-after a warmup, the process's peak RSS and the model's size on disk.
+after a warmup, the process's peak RSS and the model's size on disk. A run is the engine on the model's
+native input (`Session.run_array`, like an on-device invoke), without the image pre/post-processing.
 
 Example: pocketgan bench dist/student.fp32.onnx dist/student.int8.tflite --threads 2 --json bench.json
 """

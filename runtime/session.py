@@ -224,6 +224,13 @@ class Session:
         """sha256 of the model file (of every file, for an .mlpackage directory)."""
         return sha256_file(self.path)
 
+    def native_input(self, image: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) RGB at the model size -> the artifact-native input array that `run_array` takes."""
+        image = np.asarray(image)
+        if self.size and image.shape[:2] != self.size:
+            raise UsageError(f"native_input takes the model size {self.size}, got {image.shape[:2]}")
+        return self._prepare(image).copy()
+
     def run_array(self, array: np.ndarray) -> np.ndarray:
         """The raw model: artifact-native input (layout, dtype) -> its first output, no processing."""
         return self.engine.run(array)

@@ -256,3 +256,15 @@ def test_model_without_rgb_layout_is_refused(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(path))
     with pytest.raises(ModelLoadError, match="cannot tell the layout"):
         runtime.load(path)
+
+
+@pytest.mark.parametrize("model", _model_fixtures())
+def test_native_input_is_what_run_feeds_the_engine(model, request):
+    """run_array(native_input(image)) gives the same pixels as run(image) once mapped back."""
+    session = runtime.load(request.getfixturevalue(model))
+    image = np.random.default_rng(0).integers(0, 256, (*session.size, 3), dtype=np.uint8)
+    native = session.native_input(image)
+    assert native.shape == tuple(session.input_spec.shape)
+    assert np.array_equal(session._to_image(session.run_array(native)[0]), session.run(image))
+    with pytest.raises(UsageError, match="model size"):
+        session.native_input(image[:-1])
