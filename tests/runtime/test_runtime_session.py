@@ -111,11 +111,13 @@ def test_run_feeds_exactly_the_shared_to_float_values(layout, value_range, tmp_p
     np.testing.assert_array_equal(fed.view(np.uint32), expected.view(np.uint32))
 
 
-@pytest.mark.tflite
-def test_litert_run_after_a_batch_and_from_threads(tiny_tflite):
+@pytest.mark.parametrize("model", _model_fixtures())
+def test_run_after_a_batch_and_from_threads(model, request):
+    """Engines that reuse their own buffers across runs (LiteRT tensors, onnxruntime IO bindings) stay
+    correct after a batch and when threads share the session."""
     import threading
 
-    session = runtime.load(tiny_tflite, threads=1)
+    session = runtime.load(request.getfixturevalue(model), threads=1)
     images, batch = _heldout_batch()
     expected = [session.run(image) for image in images]
     assert session.predict(batch).shape == batch.shape  # resizes the interpreter to the batch
