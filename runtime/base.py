@@ -80,6 +80,9 @@ class Backend(abc.ABC):
     suffixes: ClassVar[tuple[str, ...]] = ()  # file types this backend opens, lower-case with the dot
     # Among available backends for the same file type, the lowest priority wins (ties: registration order).
     priority: ClassVar[int] = 50
+    # True when the output that run_with hands to `read` is memory of this thread's own, reused only by the
+    # next run: the reader may overwrite it in place (saves a scratch copy). False for engine memory.
+    output_is_scratch: ClassVar[bool] = False
 
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]

@@ -68,6 +68,7 @@ class OnnxRuntimeBackend(Backend):
 
     suffixes = (".onnx",)
     priority = 10
+    output_is_scratch = True  # run_with reads a fresh array or this thread's IO-binding buffer
 
     @classmethod
     def availability(cls) -> str:

@@ -286,9 +286,10 @@ class Session:
         if self._output.is_image:
             return np.array(raw, dtype=np.uint8)
         values = self._output.decode(raw)
-        scaled = self._buffer(
-            "output", values.shape, np.dtype(np.float32)
-        )  # contiguous, in the model's layout
+        if self.engine.output_is_scratch and values is raw and values.flags.writeable:
+            scaled = values  # the engine's output is ours to overwrite: no second float buffer
+        else:
+            scaled = self._buffer("output", values.shape, np.dtype(np.float32))  # model layout
         np.multiply(values, self._output_scale, out=scaled)
         np.add(scaled, self._output_offset, out=scaled)
         np.clip(scaled, 0.0, 255.0, out=scaled)
