@@ -10,15 +10,14 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from pocketgan.errors import BackendUnavailable, ModelLoadError
-from runtime.base import Backend, TensorSpec, register_backend
+from runtime.base import Backend, T, TensorSpec, register_backend
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 EMBEDDED_MANIFEST_KEY = "pocketgan_manifest"
 # Short provider names accepted by `providers=` / `--providers`.
@@ -105,8 +104,16 @@ class OnnxRuntimeBackend(Backend):
             for o in self.session.get_outputs()
         ]
         self._input_name = self.inputs[0].name if self.inputs else ""
-        self._bindings = threading.local()  # per thread: an IO binding and its output buffer
         self._output_names = [self.outputs[0].name] if self.outputs else None
+        self._bindings = threading.local()  # per thread: an IO binding and its output buffer
+        # run_with binds when one CPU provider runs a static float32 model; otherwise it calls run.
+        self._bindable = (
+            len(self.providers) == 1
+            and len(self.inputs) == 1
+            and bool(self.outputs)
+            and self.inputs[0].dtype == self.outputs[0].dtype == "float32"
+            and all(d > 0 for d in self.outputs[0].shape)
+        )
 
     @property
     def verified_by(self) -> str:
@@ -122,22 +129,16 @@ class OnnxRuntimeBackend(Backend):
     ) -> T:
         """Through an IO binding: the output lands in a buffer reused across runs (per thread), so no run
         allocates (and page-faults) a fresh output array. Falls back to `run` for dynamic shapes."""
-        output_shape = self.outputs[0].shape if self.outputs else ()
         array = write(None)
-        dynamic = any(d < 0 for d in output_shape)
-        if (
-            len(self.providers) > 1
-            or dynamic
-            or array.dtype != np.float32
-            or self.outputs[0].dtype != "float32"
-        ):
+        if not self._bindable:
             return read(self.run(array))
         state = self._bindings.__dict__
         if "binding" not in state:
-            state["output"] = np.empty(output_shape, np.float32)
+            shape = self.outputs[0].shape
+            state["output"] = np.empty(shape, np.float32)
             state["binding"] = self.session.io_binding()
             state["binding"].bind_output(
-                self._output_names[0], "cpu", 0, np.float32, output_shape, state["output"].ctypes.data
+                self._output_names[0], "cpu", 0, np.float32, shape, state["output"].ctypes.data
             )
         binding = state["binding"]
         binding.bind_cpu_input(self._input_name, np.ascontiguousarray(array))

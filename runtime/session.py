@@ -281,7 +281,8 @@ class Session:
     def _to_image(self, raw: np.ndarray) -> np.ndarray:
         """One output item -> uint8 (H, W, 3): scale to [0, 255] + 0.5, clip, truncate (= round half up).
 
-        `raw` may be engine memory (see Backend.run_with): it is only read, and never returned.
+        `raw` may be engine memory (see Backend.run_with): it is never returned, and it is overwritten in
+        place only when the engine says its output is the reader's scratch (`Backend.output_is_scratch`).
         """
         if self._output.is_image:
             return np.array(raw, dtype=np.uint8)
