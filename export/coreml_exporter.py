@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from export.base import Exporter, Prepared, library_missing, register_exporter
+from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_MANIFEST_KEY = "pocketgan_manifest"
 INPUT_NAME, OUTPUT_NAME = "image", "output"
 IMAGE_SCALE = 2.0 / 255.0
 IMAGE_BIAS = [-1.0, -1.0, -1.0]

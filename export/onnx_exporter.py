@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from export.base import Exporter, Prepared, library_missing, register_exporter
+from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 
 log = logging.getLogger(__name__)
 
 OPSET = 20
-EMBEDDED_MANIFEST_KEY = "pocketgan_manifest"
 INPUT_NAME, OUTPUT_NAME = "image", "output"
 
 

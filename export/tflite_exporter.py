@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from export.base import Exporter, Prepared, library_missing, register_exporter
+from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 
 log = logging.getLogger(__name__)
 
 INT8_METHOD = "pt2e"  # "pt2e" (falls back to "aeq-conv" when it converts wrongly), "aeq-conv", "aeq-static"
 FALLBACK_PSNR_DB = 35.0
-EMBEDDED_MANIFEST_KEY = "pocketgan_manifest"
 
 
 @register_exporter("tflite")
@@ -242,13 +242,3 @@ def embed_metadata(path: Path, key: str, text: str) -> None:
     entry.buffer = len(model.buffers) - 1
     model.metadata.append(entry)
     flatbuffer_utils.write_model(model, str(path))
-
-
-def read_embedded_metadata(path: Path, key: str) -> str | None:
-    from ai_edge_litert.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model(str(path))
-    for entry in model.metadata or []:
-        if entry.name in (key, key.encode()):
-            return bytes(np.asarray(model.buffers[entry.buffer].data, dtype=np.uint8)).decode()
-    return None

@@ -20,6 +20,7 @@ from typing import Any
 from pocketgan.errors import ModelLoadError
 
 MANIFEST_SUFFIX = ".manifest.json"
+EMBEDDED_MANIFEST_KEY = "pocketgan_manifest"  # the manifest's name inside a model file's metadata
 REQUIRED_KEYS = (
     "format",
     "precision",
@@ -137,9 +138,18 @@ def read_manifest(artifact: str | os.PathLike) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
         raise ModelLoadError(f"{path}: not a valid manifest ({exc})") from None
+    return parse_manifest(text, str(path))
+
+
+def parse_manifest(text: str, where: str) -> dict[str, Any]:
+    """A manifest's JSON text -> dict; ModelLoadError naming `where` when it is not a JSON object."""
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{where}: not a valid manifest ({exc})") from None
     if not isinstance(manifest, dict):
-        raise ModelLoadError(f"{path}: not a valid manifest (not a JSON object)")
+        raise ModelLoadError(f"{where}: not a valid manifest (not a JSON object)")
     return manifest

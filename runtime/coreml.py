@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from pocketgan.errors import ModelLoadError, UsageError
+from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 from runtime.base import IMAGE_DTYPE, Backend, TensorSpec, register_backend
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_MANIFEST_KEY = "pocketgan_manifest"
 # ArrayFeatureType.ArrayDataType values in Core ML's FeatureTypes.proto.
 _ARRAY_DTYPES = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "int32", 131080: "int8"}
 

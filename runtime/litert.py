@@ -9,15 +9,37 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pocketgan.errors import ModelLoadError, UsageError
+from pocketgan.manifest import EMBEDDED_MANIFEST_KEY, parse_manifest
 from runtime.base import Backend, T, TensorSpec, register_backend
 
 log = logging.getLogger(__name__)
 
 TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of every .tflite
+
+
+def tflite_metadata(path: Path, name: str) -> bytes | None:
+    """The named entry of a .tflite flatbuffer's metadata table (what export.tflite_exporter embeds), or None.
+
+    Reads the flatbuffer in place through the generated schema; no unpacking of the model's weights.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = Path(path).read_bytes()
+    model = schema.Model.GetRootAs(data, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() != name.encode() or entry.Buffer() >= model.BuffersLength():
+            continue
+        buffer = model.Buffers(entry.Buffer())
+        if buffer.Offset() > 1:  # stored after the flatbuffer itself (models over 2 GB)
+            return data[buffer.Offset() : buffer.Offset() + buffer.Size()]
+        return buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
+    return None
 
 
 def _spec(detail: dict) -> TensorSpec:
@@ -82,6 +104,16 @@ class LiteRTBackend(Backend):
         except PackageNotFoundError:
             engine = "ai-edge-litert"
         return f"{engine} (Interpreter, default delegates incl. XNNPACK)"
+
+    def embedded_manifest(self) -> dict[str, Any] | None:
+        data = tflite_metadata(self.path, EMBEDDED_MANIFEST_KEY)
+        if not data:
+            return None
+        where = f"{self.path} (embedded manifest)"
+        try:
+            return parse_manifest(data.decode(), where)
+        except UnicodeDecodeError as exc:
+            raise ModelLoadError(f"{where}: not a valid manifest ({exc})") from None
 
     def _invoke(self, array: np.ndarray) -> None:
         if array.shape[0] != self._batch:

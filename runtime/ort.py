@@ -5,7 +5,6 @@ Example: python -c "import runtime; print(runtime.load('dist/student.fp32.onnx',
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -15,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from pocketgan.errors import BackendUnavailable, ModelLoadError
+from pocketgan.manifest import EMBEDDED_MANIFEST_KEY, parse_manifest
 from runtime.base import Backend, T, TensorSpec, register_backend
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_MANIFEST_KEY = "pocketgan_manifest"
 # Short provider names accepted by `providers=` / `--providers`.
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -147,10 +146,4 @@ class OnnxRuntimeBackend(Backend):
 
     def embedded_manifest(self) -> dict[str, Any] | None:
         text = self.session.get_modelmeta().custom_metadata_map.get(EMBEDDED_MANIFEST_KEY)
-        if not text:
-            return None
-        try:
-            manifest = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ModelLoadError(f"{self.path}: embedded manifest is not valid JSON ({exc})") from None
-        return manifest if isinstance(manifest, dict) else None
+        return parse_manifest(text, f"{self.path} (embedded manifest)") if text else None

@@ -202,6 +202,28 @@ def test_embedded_onnx_manifest_is_read(tiny_onnx, tmp_path):
     assert runtime.load(path).manifest["name"] == "sidecar"
 
 
+@pytest.mark.tflite
+def test_embedded_tflite_manifest_is_read_and_applied(tiny_tflite, tmp_path):
+    from export.tflite_exporter import embed_metadata
+
+    path = copy_model(tiny_tflite, tmp_path, "embedded.tflite")
+    manifest = {"format": "tflite", "name": "embedded", "input": {"range": [0, 1]}}
+    embed_metadata(path, "pocketgan_manifest", json.dumps(manifest))
+    session = runtime.load(path)
+    assert session.manifest["name"] == "embedded"
+    x = _heldout_batch()[1][:1]
+    shifted = runtime.load(path).run_array(((x + 1) / 2).transpose(0, 2, 3, 1).astype(np.float32))
+    np.testing.assert_allclose(session.predict(x), shifted.transpose(0, 3, 1, 2), atol=1e-6)
+    write_sidecar(path, name="sidecar")  # the sidecar wins over the embedded copy
+    assert runtime.load(path).manifest["name"] == "sidecar"
+
+    broken = copy_model(tiny_tflite, tmp_path, "broken.tflite")
+    embed_metadata(broken, "pocketgan_manifest", "{not json")
+    with pytest.raises(ModelLoadError, match=r"broken.tflite \(embedded manifest\): not a valid manifest"):
+        runtime.load(broken)
+    assert not runtime.load(tiny_tflite).manifest  # a plain conversion carries none
+
+
 def test_manifest_that_does_not_match_the_model_is_refused(tiny_onnx, tmp_path):
     model = copy_model(tiny_onnx, tmp_path)
     write_sidecar(model, input={"shape": [1, 3, 256, 256], "layout": "NCHW"})
