@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from export.base import ExportConfig
 from pocketgan.errors import ParityError, PocketGANError, UnsupportedOpError, UsageError
 
 FORMATS = ("onnx", "coreml", "tflite")
@@ -49,14 +50,16 @@ def _number(value) -> str:
 )
 @click.option(
     "--calibration-count",
-    default=128,
+    default=ExportConfig.calibration_count,
     show_default=True,
     type=int,
     help="How many calibration images int8 sees (more: closer to fp32, slower export).",
 )
-@click.option("--out", default="dist", show_default=True, type=click.Path(), help="Output folder.")
+@click.option("--out", default=ExportConfig.out, show_default=True, type=click.Path(), help="Output folder.")
 @click.option("--name", default=None, help="Artifact base name [student, or teacher for a teacher spec].")
-@click.option("--size", default=256, show_default=True, type=int, help="Static input size (square).")
+@click.option(
+    "--size", default=ExportConfig.size, show_default=True, type=int, help="Static input size (square)."
+)
 @click.option("--no-validate", is_flag=True, help="Skip the parity check against torch.")
 @click.option("--json", "json_path", type=click.Path(), help="Also write the results as JSON here.")
 def export_command(
@@ -73,7 +76,7 @@ def export_command(
       pocketgan export runs/quick/best.pt --format all --precision all --out dist/
       pocketgan export vintage --format onnx,tflite --precision fp32 --out dist/
     """
-    from export import ExportConfig, export
+    from export import export
 
     config = ExportConfig(
         formats=_split(formats, FORMATS, "format"),
