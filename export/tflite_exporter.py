@@ -116,11 +116,12 @@ def _quick_psnr(path: Path, model, prepared: Prepared) -> float:
 
 
 def _nhwc(model, size: int):
-    import litert_torch
+    """`model` with NHWC input and output (the same permutes as litert_torch.to_channel_last_io)."""
     import torch
 
-    wrapped = litert_torch.to_channel_last_io(model, args=[0], outputs=[0]).eval()
-    return wrapped, torch.zeros(1, size, size, 3)
+    from export.prepare import ChannelsLast
+
+    return ChannelsLast(model).eval(), torch.zeros(1, size, size, 3)
 
 
 def _convert_fp32(model, size: int, path: Path) -> None:
