@@ -95,9 +95,8 @@ def _export_fp32(prepared: Prepared, path: Path) -> None:
 class _CalibrationReader:
     """onnxruntime CalibrationDataReader over the calibration images, one image per call."""
 
-    def __init__(self, batches: np.ndarray):  # (N, 3, H, W) -> one (1, H, W, 3) item per call
-        nhwc = np.ascontiguousarray(batches.transpose(0, 2, 3, 1))
-        self._items = iter([{INPUT_NAME: nhwc[i : i + 1]} for i in range(len(nhwc))])
+    def __init__(self, batches: np.ndarray):  # (N, H, W, 3) -> one (1, H, W, 3) item per call
+        self._items = iter([{INPUT_NAME: batches[i : i + 1]} for i in range(len(batches))])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._items, None)
@@ -114,13 +113,15 @@ def _quantize_int8(fp32_path: Path, prepared: Prepared):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from export.prepare import nhwc_calibration
+
     pre = fp32_path.with_name(fp32_path.stem + ".pre.onnx")
     out = fp32_path.with_name(fp32_path.stem + ".int8.onnx")
     quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
     quantize_static(
         str(pre),
         str(out),
-        _CalibrationReader(prepared.calibration()),
+        _CalibrationReader(nhwc_calibration(prepared)),
         quant_format=QuantFormat.QDQ,
         op_types_to_quantize=["Conv"],
         per_channel=True,

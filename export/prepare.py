@@ -10,6 +10,7 @@ import copy
 import logging
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -64,6 +65,11 @@ class ChannelsLast(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+def nhwc_calibration(prepared) -> np.ndarray:
+    """`prepared`'s calibration batches (N, 3, H, W) as contiguous (N, H, W, 3): what ChannelsLast takes."""
+    return np.ascontiguousarray(prepared.calibration().transpose(0, 2, 3, 1))
 
 
 def float_only_types(model: nn.Module) -> list[str]:

@@ -131,10 +131,6 @@ def _convert_fp32(model, size: int, path: Path) -> None:
     litert_torch.convert(wrapped, (sample,)).export(str(path))
 
 
-def _nhwc_batches(prepared: Prepared) -> np.ndarray:
-    return np.ascontiguousarray(prepared.calibration().transpose(0, 2, 3, 1))
-
-
 def _convert_pt2e_int8(model, prepared: Prepared, path: Path) -> None:
     import litert_torch
     import torch
@@ -143,7 +139,7 @@ def _convert_pt2e_int8(model, prepared: Prepared, path: Path) -> None:
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from export.prepare import float_only_types
+    from export.prepare import float_only_types, nhwc_calibration
 
     wrapped, sample = _nhwc(model, prepared.size)
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
@@ -153,7 +149,7 @@ def _convert_pt2e_int8(model, prepared: Prepared, path: Path) -> None:
     graph = prepare_pt2e(torch.export.export(wrapped, (sample,)).module(), quantizer)
     move_exported_model_to_eval(graph)
     with torch.no_grad():
-        for image in _nhwc_batches(prepared):
+        for image in nhwc_calibration(prepared):
             graph(torch.from_numpy(image[None]))
     graph = convert_pt2e(graph, fold_quantize=False)
     move_exported_model_to_eval(graph)
@@ -174,6 +170,8 @@ def _aeq_static_int8(base: Path, prepared: Prepared, path: Path, conv_only: bool
     """AI Edge Quantizer static int8: every op (int8 I/O), or convolutions only (float I/O)."""
     from ai_edge_quantizer import qtyping, quantizer, recipe
 
+    from export.prepare import nhwc_calibration
+
     name = _input_name(base)
     q = quantizer.Quantizer(str(base))
     if conv_only:
@@ -181,7 +179,7 @@ def _aeq_static_int8(base: Path, prepared: Prepared, path: Path, conv_only: bool
             q.add_static_config(regex=".*", operation_name=op, activation_num_bits=8, weight_num_bits=8)
     else:
         q.load_quantization_recipe(recipe.static_wi8_ai8())
-    samples = [{name: image[None]} for image in _nhwc_batches(prepared)]
+    samples = [{name: image[None]} for image in nhwc_calibration(prepared)]
     calibration = q.calibrate({"serving_default": samples}, num_threads=2)
     q.quantize(calibration, enable_progress_report=False).export_model(str(path), overwrite=True)
 
