@@ -19,11 +19,12 @@ PROVENANCE = {"config.toml": "config.toml", "metrics.jsonl": "metrics.jsonl"}
 
 def ship(run_dir: str | Path, zoo_dir: str | Path) -> list[Path]:
     """Copy a run's student and its provenance into `zoo_dir`; the checkpoint is verified first."""
+    from distill.runfolder import AVERAGE_CHECKPOINT, BEST_CHECKPOINT
     from pocketgan.checkpoint import load_student
     from pocketgan.manifest import atomic_path
 
     run_dir, zoo_dir = Path(run_dir), Path(zoo_dir)
-    student = "average.pt" if (run_dir / "average.pt").is_file() else "best.pt"
+    student = AVERAGE_CHECKPOINT if (run_dir / AVERAGE_CHECKPOINT).is_file() else BEST_CHECKPOINT
     shipped = {student: "student.pt", **PROVENANCE}
     missing = [name for name in shipped if not (run_dir / name).is_file()]
     if missing:

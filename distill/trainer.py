@@ -94,6 +94,17 @@ def _copy_state(module: torch.nn.Module | None) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
+def _accumulate(target: torch.nn.Module, source: torch.nn.Module, update) -> None:
+    """`update(target_tensor, source_tensor)` in place for each floating-point entry of `target`'s state
+    dict (a running average of `source`'s weights); integer entries (e.g. BatchNorm counters) are copied."""
+    live = source.state_dict()
+    for name, average in target.state_dict().items():
+        if average.is_floating_point():
+            update(average, live[name].detach())
+        else:
+            average.copy_(live[name])
+
+
 class _Run:
     def __init__(self, config: DistillConfig, context: DistributedContext, callback):
         self.config, self.context, self.callback = config, context, callback
@@ -390,12 +401,9 @@ class _Run:
         if self.ema is None:
             return
         decay = min(self.config.ema_decay, (1.0 + self.step) / (10.0 + self.step))  # short memory early on
-        live = self.student.state_dict()
-        for name, average in self.ema.state_dict().items():
-            if average.is_floating_point():
-                average.mul_(decay).add_(live[name].detach(), alpha=1.0 - decay)
-            else:
-                average.copy_(live[name])
+        _accumulate(
+            self.ema, self.student, lambda average, live: average.mul_(decay).add_(live, alpha=1.0 - decay)
+        )
 
     @torch.no_grad()
     def _update_average(self) -> None:
@@ -407,12 +415,10 @@ class _Run:
         ):
             return
         self.average_count += 1
-        live = self._eval_model().state_dict()
-        for name, average in self.average.state_dict().items():
-            if average.is_floating_point():
-                average.add_(live[name] - average, alpha=1.0 / self.average_count)
-            else:
-                average.copy_(live[name])
+        weight = 1.0 / self.average_count
+        _accumulate(
+            self.average, self._eval_model(), lambda average, live: average.add_(live - average, alpha=weight)
+        )
 
     def _eval_model(self) -> torch.nn.Module:
         return self.ema if self.ema is not None else self.student
