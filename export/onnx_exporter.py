@@ -1,4 +1,4 @@
-"""ONNX exporter: dynamo export (opset 20), NHWC float I/O, fp16 with float I/O, int8 QDQ static, w8 weight-only.
+"""ONNX exporter: dynamo export (opset 20), NHWC float I/O; fp16, int8 QDQ static, w8 weight-only.
 
 Example: pocketgan export runs/quick/best.pt --format onnx --precision fp32,int8 --out dist/
 """
