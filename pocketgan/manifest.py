@@ -137,18 +137,15 @@ def read_manifest(artifact: str | os.PathLike) -> dict[str, Any] | None:
     path = manifest_path(artifact)
     if not path.exists():
         return None
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError as exc:
-        raise ModelLoadError(f"{path}: not a valid manifest ({exc})") from None
-    return parse_manifest(text, str(path))
+    return parse_manifest(path.read_bytes(), str(path))
 
 
-def parse_manifest(text: str, where: str) -> dict[str, Any]:
-    """A manifest's JSON text -> dict; ModelLoadError naming `where` when it is not a JSON object."""
+def parse_manifest(text: str | bytes, where: str) -> dict[str, Any]:
+    """A manifest's JSON (text, or UTF-8 bytes as written) -> dict; ModelLoadError naming `where` when it is
+    not UTF-8 or not a JSON object."""
     try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
+        manifest = json.loads(text.decode() if isinstance(text, bytes) else text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{where}: not a valid manifest ({exc})") from None
     if not isinstance(manifest, dict):
         raise ModelLoadError(f"{where}: not a valid manifest (not a JSON object)")

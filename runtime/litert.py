@@ -107,13 +107,7 @@ class LiteRTBackend(Backend):
 
     def embedded_manifest(self) -> dict[str, Any] | None:
         data = tflite_metadata(self.path, EMBEDDED_MANIFEST_KEY)
-        if not data:
-            return None
-        where = f"{self.path} (embedded manifest)"
-        try:
-            return parse_manifest(data.decode(), where)
-        except UnicodeDecodeError as exc:
-            raise ModelLoadError(f"{where}: not a valid manifest ({exc})") from None
+        return parse_manifest(data, f"{self.path} (embedded manifest)") if data else None
 
     def _invoke(self, array: np.ndarray) -> None:
         if array.shape[0] != self._batch:
