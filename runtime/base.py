@@ -22,7 +22,9 @@ failing at import time:
             ...  # one artifact-native input array -> the first output array
 
 An engine that exposes its own tensor memory may also override `run_with`, so that `Session.run` writes the
-input into it and reads the output from it without copies (the "litert" backend does).
+input into it and reads the output from it without copies (the "litert" backend does). An engine that can
+run Session.run's pixel arithmetic itself, bit for bit, may offer a `pixel_runner` (the "onnxruntime" backend
+does, as one graph on its own thread pool).
 
 Optional backends that live in their own package (e.g. `runtime.coreml_reference`, which registers
 "coreml-reference") are imported on first use of the registry, never at `import runtime`.
@@ -73,6 +75,23 @@ class TensorSpec:
     quantization: tuple[float, int] | None = None
 
 
+@dataclass(frozen=True)
+class PixelIO:
+    """Session.run's exact pixel arithmetic around a float model, for `Backend.pixel_runner`.
+
+    In: uint8 (H, W, 3) RGB -> float32 `pixel / divisor + offset` in `input_layout` ("NCHW" | "NHWC"),
+    batch 1. Out: the first output, float32 in `output_layout` -> uint8 (H, W, 3) =
+    `trunc(clip(value * scale + bias, 0, 255))`. Each step is one IEEE float32 operation, in this order.
+    """
+
+    input_layout: str
+    divisor: float
+    offset: float
+    output_layout: str
+    scale: float
+    bias: float
+
+
 class Backend(abc.ABC):
     """One model loaded in one inference engine; subclasses register with `@register_backend(name)`."""
 
@@ -115,6 +134,11 @@ class Backend(abc.ABC):
         result. Engine memory is valid only during the call: neither callback may keep or return it.
         """
         return read(self.run(write(None)))
+
+    def pixel_runner(self, io: PixelIO) -> Callable[[np.ndarray], np.ndarray] | None:
+        """A callable uint8 (H, W, 3) -> uint8 (H, W, 3) that runs `io` and the model in the engine, equal
+        bit for bit to Session's numpy path, or None (the default) where the engine cannot. Thread-safe."""
+        return None
 
     @property
     def verified_by(self) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 
 from pocketgan.errors import BackendUnavailable, ModelLoadError
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY, parse_manifest
-from runtime.base import Backend, T, TensorSpec, register_backend
+from runtime.base import Backend, PixelIO, T, TensorSpec, register_backend
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,9 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: warnings go to stderr, not through logging
+        self._options = options
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=self.providers)
+            self.session = self._new_session(str(self.path))
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f"{self.path}: not a loadable ONNX model ({first_line})") from None
@@ -144,6 +145,97 @@ class OnnxRuntimeBackend(Backend):
         self.session.run_with_iobinding(binding)
         return read(state["output"])
 
+    def pixel_runner(self, io: PixelIO) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The model with Session.run's pixel steps spliced around it, as one graph in a second session
+        with the same options: Cast, Div, Add (+ Transpose) before, Mul, Add, Clip, Cast (+ Transpose) after.
+
+        Its elementwise steps run on the session's thread pool, where numpy runs them on one thread with
+        the input and output evicted from cache by the model. Bit-identical to the numpy path: the same
+        IEEE float32 operations in the same order, and Cast float -> uint8 truncates like numpy's.
+        None (Session then uses numpy) unless one CPU provider runs a static, batch-1, float32 model and
+        the `onnx` package is importable.
+        """
+        shape = self.inputs[0].shape if self.inputs else ()
+        if not (self._bindable and len(shape) == 4 and shape[0] == 1 and all(d > 0 for d in shape)):
+            return None
+        try:
+            model = _with_pixel_io(self.path, self.inputs[0].name, self.outputs[0].name, io)
+            session = self._new_session(model.SerializeToString())
+        except Exception as exc:  # no onnx package, an opset below 11, a model onnx cannot reload
+            log.debug("%s: no pixel graph (%s); Session.run uses numpy", self.path, exc)
+            return None
+        output_name = session.get_outputs()[0].name
+
+        def run_pixels(image: np.ndarray) -> np.ndarray:
+            return session.run([output_name], {_PIXELS_IN: image[None]})[0][0]
+
+        return run_pixels
+
+    def _new_session(self, model: bytes | str):
+        import onnxruntime as ort
+
+        return ort.InferenceSession(model, self._options, providers=self.providers)
+
     def embedded_manifest(self) -> dict[str, Any] | None:
         text = self.session.get_modelmeta().custom_metadata_map.get(EMBEDDED_MANIFEST_KEY)
         return parse_manifest(text, f"{self.path} (embedded manifest)") if text else None
+
+
+_PIXELS_IN, _PIXELS_OUT = "pocketgan_pixels_in", "pocketgan_pixels_out"
+
+
+def _with_pixel_io(path: Path, input_name: str, output_name: str, io: PixelIO):
+    """The ONNX model at `path` with its input and output (by name) replaced by uint8 (1, H, W, 3) images,
+    converted as `io` says."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 11:  # Clip takes its bounds as inputs from opset 11
+        raise ValueError(f"opset {opset} < 11")
+    graph = model.graph
+    in_index = next(i for i, value in enumerate(graph.input) if value.name == input_name)
+    out_index = next(i for i, value in enumerate(graph.output) if value.name == output_name)
+    model_in, model_out = graph.input[in_index], graph.output[out_index]
+    in_dims = [d.dim_value for d in model_in.type.tensor_type.shape.dim]
+    out_dims = [d.dim_value for d in model_out.type.tensor_type.shape.dim]
+    in_shape = [1, in_dims[2], in_dims[3], 3] if io.input_layout == "NCHW" else in_dims
+    out_shape = [1, out_dims[2], out_dims[3], 3] if io.output_layout == "NCHW" else out_dims
+
+    def name(step: str) -> str:
+        return f"pocketgan_pixels/{step}"
+
+    constants = {"divisor": io.divisor, "offset": io.offset, "scale": io.scale, "bias": io.bias}
+    constants |= {"low": 0.0, "high": 255.0}
+    graph.initializer.extend(
+        helper.make_tensor(name(key), TensorProto.FLOAT, [], [value]) for key, value in constants.items()
+    )
+    before, after = [], []
+    pixels = _PIXELS_IN
+    if io.input_layout == "NCHW":  # the uint8 image, transposed while it is 4x smaller than the floats
+        before.append(helper.make_node("Transpose", [pixels], [name("nchw")], perm=[0, 3, 1, 2]))
+        pixels = name("nchw")
+    before += [
+        helper.make_node("Cast", [pixels], [name("float")], to=TensorProto.FLOAT),
+        helper.make_node("Div", [name("float"), name("divisor")], [name("divided")]),
+        helper.make_node("Add", [name("divided"), name("offset")], [model_in.name]),
+    ]
+    after += [
+        helper.make_node("Mul", [model_out.name, name("scale")], [name("scaled")]),
+        helper.make_node("Add", [name("scaled"), name("bias")], [name("biased")]),
+        helper.make_node("Clip", [name("biased"), name("low"), name("high")], [name("clipped")]),
+    ]
+    if io.output_layout == "NCHW":
+        after += [
+            helper.make_node("Cast", [name("clipped")], [name("uint8")], to=TensorProto.UINT8),
+            helper.make_node("Transpose", [name("uint8")], [_PIXELS_OUT], perm=[0, 2, 3, 1]),
+        ]
+    else:
+        after.append(helper.make_node("Cast", [name("clipped")], [_PIXELS_OUT], to=TensorProto.UINT8))
+    nodes = [*before, *graph.node, *after]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.input[in_index].CopyFrom(helper.make_tensor_value_info(_PIXELS_IN, TensorProto.UINT8, in_shape))
+    graph.output[out_index].CopyFrom(helper.make_tensor_value_info(_PIXELS_OUT, TensorProto.UINT8, out_shape))
+    return model

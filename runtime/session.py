@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import numpy as np
 from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.images import resize, to_float
 from pocketgan.manifest import read_manifest, sha256_file
-from runtime.base import IMAGE_DTYPE, Backend, TensorSpec, choose_backend
+from runtime.base import IMAGE_DTYPE, Backend, PixelIO, TensorSpec, choose_backend
 
 log = logging.getLogger(__name__)
 
@@ -242,10 +242,30 @@ class Session:
             raise UsageError(f"Session.run takes uint8 (H, W, 3) RGB, got {image.dtype} {image.shape}")
         height, width = image.shape[:2]
         resized = resize(image, self.size) if self.size else image
-        result = self.engine.run_with(
-            lambda buffer: self._prepare(resized, buffer), lambda output: self._to_image(output[0])
-        )
+        if self._pixel_runner is not None:
+            result = self._pixel_runner(np.ascontiguousarray(resized))
+        else:
+            result = self.engine.run_with(
+                lambda buffer: self._prepare(resized, buffer), lambda output: self._to_image(output[0])
+            )
         return resize(result, (height, width)) if result.shape[:2] != (height, width) else result
+
+    @cached_property
+    def _pixel_runner(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The engine's own run of the pixel steps below (Backend.pixel_runner), built on first use;
+        None for models whose input or output is not a float tensor in a value range."""
+        if self._input_division is None or self._output.is_image or self._output.dtype != np.float32:
+            return None
+        divisor, offset = self._input_division
+        io = PixelIO(
+            self.layout,
+            float(divisor),
+            float(offset),
+            self._output.layout,
+            float(self._output_scale),
+            float(self._output_offset),
+        )
+        return self.engine.pixel_runner(io)
 
     def _buffer(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """A scratch array reused across calls in this thread (no allocation or page faults per image)."""

@@ -1,10 +1,15 @@
 """Runtime overhead benchmark (not a test): Session.run vs the raw engine call on the same prepared tensor.
 
 Exports a student-like net (depthwise-separable residual, width 16, 256²) to ONNX and TFLite, then times,
-interleaved: the raw engine call (InferenceSession.run / set_tensor+invoke+get_tensor), Session.run on a
+interleaved in blocks of `--block` calls: the raw engine call (InferenceSession.run / set_tensor+invoke+get_tensor), Session.run on a
 256² image (no resize), and Session.run on a 512x384 photo against raw + the two resizes it needs: timed
 apart and summed ("ratio_run_photo_vs_raw_plus_resize"), and as one sequence resize -> raw -> resize
 ("ratio_run_photo_vs_raw_photo"), which sees the same cache effects as Session.run does.
+
+Blocks, not call-by-call alternation: for onnxruntime, Session.run runs a second InferenceSession (the model
+with the pixel steps spliced in, see OnnxRuntimeBackend.pixel_runner) beside the raw one, and two sessions
+called in turn fight over the 2 cores with their spinning thread pools (measured: both ~1.5x slower). Each
+block starts with two untimed calls.
 
 `--models` times given artifacts instead (e.g. the shipped student's fp32 ONNX and TFLite).
 
@@ -85,7 +90,7 @@ def _timed(function) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def measure(path: Path, threads: int, iterations: int, size: int) -> dict:
+def measure(path: Path, threads: int, iterations: int, size: int, block: int = 20) -> dict:
     import runtime
     from pocketgan.data import heldout_images
     from pocketgan.images import resize
@@ -133,21 +138,19 @@ def measure(path: Path, threads: int, iterations: int, size: int) -> dict:
 
     for _ in range(10):  # warm-up
         raw(), session.run(image), session.run(photo)
-    times = {
-        "raw": [],
-        "invoke_only": [],
-        "session_run": [],
-        "session_run_photo": [],
-        "resizes": [],
-        "raw_photo": [],
+    timed = {
+        "raw": raw,
+        "session_run": lambda: session.run(image),
+        "invoke_only": invoke_only,
+        "session_run_photo": lambda: session.run(photo),
+        "resizes": resizes,
+        "raw_photo": raw_photo,
     }
-    for _ in range(iterations):  # interleaved, so drift on a shared machine hits all alike
-        times["raw"].append(_timed(raw))
-        times["session_run"].append(_timed(lambda: session.run(image)))
-        times["invoke_only"].append(_timed(invoke_only))
-        times["session_run_photo"].append(_timed(lambda: session.run(photo)))
-        times["resizes"].append(_timed(resizes))
-        times["raw_photo"].append(_timed(raw_photo))
+    times: dict[str, list[float]] = {key: [] for key in timed}
+    for _ in range(max(1, iterations // block)):  # interleaved in blocks, so drift hits all alike
+        for key, function in timed.items():
+            function(), function()  # untimed: the previous block's thread pool winds down
+            times[key] += [_timed(function) for _ in range(block)]
     median = {key: statistics.median(values) for key, values in times.items()}
     paired = [run / base for run, base in zip(times["session_run"], times["raw"], strict=True)]
     paired_photo = [
@@ -158,7 +161,8 @@ def measure(path: Path, threads: int, iterations: int, size: int) -> dict:
         "model": path.name,
         "backend": session.backend,
         "threads": threads,
-        "iterations": iterations,
+        "iterations": len(times["raw"]),
+        "block": block,
         "median_ms": {key: round(value, 3) for key, value in median.items()},
         "ratio_run_vs_raw": round(median["session_run"] / median["raw"], 4),
         "ratio_run_photo_vs_raw_plus_resize": round(
@@ -175,11 +179,12 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--block", type=int, default=20, help="Calls per timed block (default 20).")
     parser.add_argument("--models", nargs="*", type=Path, help="Artifacts to time (default: export a net).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         paths = args.models or export(Path(directory), args.size)
-        results = [measure(path, args.threads, args.iterations, args.size) for path in paths]
+        results = [measure(path, args.threads, args.iterations, args.size, args.block) for path in paths]
     print(json.dumps(results, indent=2))
 
 

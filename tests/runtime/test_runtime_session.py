@@ -1,6 +1,7 @@
 """runtime.load / Session on tiny exported models: parity across formats, manifests, int8 I/O, bad models."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -292,3 +293,58 @@ def test_native_input_is_what_run_feeds_the_engine(model, request):
     assert np.array_equal(session._to_image(session.run_array(native)[0]), session.run(image))
     with pytest.raises(UsageError, match="model size"):
         session.native_input(image[:-1])
+
+
+def _affine_onnx(path, layout, bias):
+    """y = 1.7 x + bias on float32 (1, 3, 16, 16) or (1, 16, 16, 3): outputs leave the value range."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    shape = [1, 3, 16, 16] if layout == "NCHW" else [1, 16, 16, 3]
+    constants = [helper.make_tensor(n, TensorProto.FLOAT, [], [v]) for n, v in (("a", 1.7), ("b", bias))]
+    nodes = [helper.make_node("Mul", ["x", "a"], ["ax"]), helper.make_node("Add", ["ax", "b"], ["y"])]
+    graph = helper.make_graph(
+        nodes,
+        "affine",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+        initializer=constants,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(path))
+    return path
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("value_range", [(-1.0, 1.0), (0.0, 1.0), (0.0, 255.0)])
+def test_onnxruntime_pixel_graph_matches_the_numpy_steps_bit_for_bit(
+    layout, value_range, tmp_path, monkeypatch
+):
+    """Session.run on onnxruntime runs the pixel steps inside the graph (OnnxRuntimeBackend.pixel_runner);
+    it must give exactly what the numpy steps give, clipping included, and numpy must take over without onnx."""
+    low, high = value_range
+    bias = -0.7 * (low + high) / 2  # 1.7x stretched about the middle of the range: both ends clip
+    model = _affine_onnx(tmp_path / "affine.onnx", layout, bias)
+    write_sidecar(
+        model, input={"layout": layout, "range": list(value_range)}, output={"range": list(value_range)}
+    )
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
+    images.append(np.arange(768, dtype=np.uint16).reshape(16, 16, 3).astype(np.uint8))  # every pixel value
+    expected = []
+    for image in images:  # the documented arithmetic, in float32, step by step
+        x = image / np.float32(255.0 / (high - low)) + np.float32(low)
+        y = x * np.float32(1.7) + np.float32(bias)
+        pixels = y * np.float32(255.0 / (high - low)) + np.float32(0.5 - low * 255.0 / (high - low))
+        expected.append(np.clip(pixels, 0.0, 255.0).astype(np.uint8))
+    assert any((e == 0).any() and (e == 255).any() for e in expected)  # the clip is exercised
+
+    session = runtime.load(model, threads=1)
+    assert session._pixel_runner is not None  # the in-graph path, not the numpy fallback
+    for image, reference in zip(images, expected, strict=True):
+        np.testing.assert_array_equal(session.run(image), reference)
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # a runtime-only install without onnx
+    fallback = runtime.load(model, threads=1)
+    assert fallback._pixel_runner is None
+    for image, reference in zip(images, expected, strict=True):
+        np.testing.assert_array_equal(fallback.run(image), reference)
