@@ -132,18 +132,12 @@ class OnnxRuntimeBackend(Backend):
         array = write(None)
         if not self._bindable:
             return read(self.run(array))
-        state = self._bindings.__dict__
-        if "binding" not in state:
-            shape = self.outputs[0].shape
-            state["output"] = np.empty(shape, np.float32)
-            state["binding"] = self.session.io_binding()
-            state["binding"].bind_output(
-                self._output_names[0], "cpu", 0, np.float32, shape, state["output"].ctypes.data
-            )
-        binding = state["binding"]
+        binding, output = _thread_binding(
+            self._bindings, self.session, self._output_names[0], np.float32, self.outputs[0].shape
+        )
         binding.bind_cpu_input(self._input_name, np.ascontiguousarray(array))
         self.session.run_with_iobinding(binding)
-        return read(state["output"])
+        return read(output)
 
     def pixel_runner(self, io: PixelIO) -> Callable[[np.ndarray], np.ndarray] | None:
         """The model with Session.run's pixel steps spliced around it, as one graph in a second session
@@ -164,10 +158,14 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # no onnx package, an opset below 11, a model onnx cannot reload
             log.debug("%s: no pixel graph (%s); Session.run uses numpy", self.path, exc)
             return None
-        output_name = session.get_outputs()[0].name
+        shape = tuple(next(o.shape for o in session.get_outputs() if o.name == _PIXELS_OUT))  # (1, H, W, 3)
+        bindings = threading.local()  # per thread: an IO binding and its uint8 output buffer
 
         def run_pixels(image: np.ndarray) -> np.ndarray:
-            return session.run([output_name], {_PIXELS_IN: image[None]})[0][0]
+            binding, output = _thread_binding(bindings, session, _PIXELS_OUT, np.uint8, shape)
+            binding.bind_cpu_input(_PIXELS_IN, image[None])
+            session.run_with_iobinding(binding)
+            return output[0].copy()
 
         return run_pixels
 
@@ -182,6 +180,17 @@ class OnnxRuntimeBackend(Backend):
 
 
 _PIXELS_IN, _PIXELS_OUT = "pocketgan_pixels_in", "pocketgan_pixels_out"
+
+
+def _thread_binding(local: threading.local, session, output_name: str, dtype: type, shape: tuple[int, ...]):
+    """This thread's IO binding of `session` with `output_name` bound to a buffer of its own, reused across
+    runs (no run allocates, and page-faults, a fresh output): (binding, buffer)."""
+    state = local.__dict__
+    if "binding" not in state:
+        state["output"] = np.empty(shape, dtype)
+        state["binding"] = session.io_binding()
+        state["binding"].bind_output(output_name, "cpu", 0, dtype, shape, state["output"].ctypes.data)
+    return state["binding"], state["output"]
 
 
 def _with_pixel_io(path: Path, input_name: str, output_name: str, io: PixelIO):
