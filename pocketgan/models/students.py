@@ -2,7 +2,7 @@
 
 All map (N, 3, H, W) floats in [-1, 1] to the same shape and range, use only ops that ONNX, Core ML and
 TFLite all convert (conv, depthwise conv, BatchNorm, ReLU, add, mul, mean, nearest upsample, concat, tanh,
-clip, linear, batched matmul, reshape/permute), and start as the identity ("do nothing") so an untrained
+clip, linear, batched matmul, reshape/permute, pixel shuffle), and start as the identity ("do nothing") so an untrained
 student already scores the do-nothing baseline. The teacher's colour grade depends on the whole image
 (its InstanceNorm layers), so all carry a cheap global-context branch: input colour moments plus globally
 pooled low-resolution features feed a tiny MLP that sets (a) per-channel FiLM scales/biases of the
@@ -351,13 +351,13 @@ class PatchResNet(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, height, width = x.shape
-        p = self.patch
         h = F.relu(self.stem(x))  # (N, w, H/p, W/p)
         films, matrix = self.context.params(x, self.context_encoder(h))  # matrix: (N, T + 1, 3)
         for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
             h = h + conv2(F.relu(conv1(h) * scale + bias))  # scale, bias: (N, w, 1, 1)
-        # Pixel shuffle, channels-last: channels (c, dy, dx) of each patch -> its p x p pixels.
-        local = torch.tanh(self.head(h)).permute(0, 2, 3, 1)  # (N, H/p, W/p, 3*p*p)
-        local = local.reshape(n, height // p, width // p, 3, p, p).permute(0, 1, 4, 2, 5, 3)
-        return _combine(x, self.context, matrix, local.reshape(n, height, width, 3))
+        # Channels (c, dy, dx) of each patch -> its p x p pixels: one pixel_shuffle (ONNX DepthToSpace,
+        # MIL pixel_shuffle), then channels-last. The same values and gradients, bit for bit, as the
+        # reshape -> 6-D permute it replaced, which onnxruntime ran as a 0.78 ms transpose (ONNX fp32 6.2 ->
+        # 5.6 ms, int8 4.5 -> 4.0 ms at 2 threads; TFLite unchanged).
+        local = F.pixel_shuffle(torch.tanh(self.head(h)), self.patch)  # (N, 3, H, W)
+        return _combine(x, self.context, matrix, local.permute(0, 2, 3, 1))
