@@ -135,7 +135,7 @@ class GlobalContext(nn.Module):
 
     `colour` picks the per-pixel transform of the input that the MLP sets per image: "quadratic" (3x9 mix of
     RGB, RGB^2 and cross terms, plus a bias), "affine" (3x3 plus a bias) or "none". The output layer starts
-    at zero: FiLM scale 1, bias 0, colour transform = identity. `params(x, features)` gives the FiLM
+    at zero: FiLM scale 1, bias 0, colour transform = identity. Calling it on (x, features) gives the FiLM
     parameters and the colour matrix; `grade(pixels, matrix)` applies the transform to channels-last pixels.
     """
 
@@ -171,7 +171,7 @@ class GlobalContext(nn.Module):
                 identity[i, t] = 1.0
         self.register_buffer("identity", identity, persistent=False)
 
-    def params(self, x: torch.Tensor, features: torch.Tensor):
+    def forward(self, x: torch.Tensor, features: torch.Tensor):
         """FiLM (scale, bias) per block, and the colour matrix (N, T + 1, 3) (None for colour="none")."""
         stats = [_moments(x), features.mean(dim=(2, 3), keepdim=True)]
         if self.second_moments:  # what InstanceNorm in the teacher normalizes by
@@ -249,7 +249,7 @@ class MobileResNet(nn.Module):
         s0 = self.stem(x)  # (N, w, H, W)
         s1 = self.down1(s0)  # (N, 2w, H/2, W/2)
         h = self.down2(s1)  # (N, 4w, H/4, W/4)
-        films, matrix = self.context.params(x, h)
+        films, matrix = self.context(x, h)
         for block, (scale, bias) in zip(self.blocks, films, strict=True):
             h = block(h, scale, bias)
         h = self.up1(_upsample(h)) + s1  # (N, 2w, H/2, W/2)
@@ -287,7 +287,7 @@ class TinyUNet(nn.Module):
         e0 = self.enc0(x)  # (N, w, H, W)
         e1 = self.enc1(e0)  # (N, 2w, H/2, W/2)
         e2 = self.enc2(e1)  # (N, 4w, H/4, W/4)
-        films, matrix = self.context.params(x, e2)
+        films, matrix = self.context(x, e2)
         scale, bias = films[0]
         h = e2 + self.bottleneck(e2) * scale + bias
         h = self.dec1(torch.cat([_upsample(h), e1], dim=1))  # (N, 2w, H/2, W/2)
@@ -352,7 +352,7 @@ class PatchResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.stem(x))  # (N, w, H/p, W/p)
-        films, matrix = self.context.params(x, self.context_encoder(h))  # matrix: (N, T + 1, 3)
+        films, matrix = self.context(x, self.context_encoder(h))  # matrix: (N, T + 1, 3)
         for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
             h = h + conv2(F.relu(conv1(h) * scale + bias))  # scale, bias: (N, w, 1, 1)
         # Channels (c, dy, dx) of each patch -> its p x p pixels: one pixel_shuffle (ONNX DepthToSpace,

@@ -61,7 +61,7 @@ def test_colour_transform_matches_its_definition(colour):
     torch.nn.init.normal_(context.mlp[2].weight, std=0.3)
     x, features = torch.rand(2, 3, 8, 8) * 2 - 1, torch.randn(2, 4, 4, 4)
     with torch.no_grad():
-        _, matrix = context.params(x, features)
+        _, matrix = context(x, features)
         graded = context.grade(x.permute(0, 2, 3, 1), matrix).permute(0, 3, 1, 2)
         params = context.mlp(
             torch.cat([x.mean((2, 3), True), (x * x).mean((2, 3), True), features.mean((2, 3), True)], 1)
