@@ -152,17 +152,20 @@ class OnnxRuntimeBackend(Backend):
         shape = self.inputs[0].shape if self.inputs else ()
         if not (self._bindable and len(shape) == 4 and shape[0] == 1 and all(d > 0 for d in shape)):
             return None
+        in_shape = _image_shape(shape, io.input_layout)  # (1, H, W, 3) uint8, either side
+        out_shape = _image_shape(self.outputs[0].shape, io.output_layout)
         try:
-            model = _with_pixel_io(self.path, self.inputs[0].name, self.outputs[0].name, io)
+            model = _with_pixel_io(
+                self.path, self.inputs[0].name, self.outputs[0].name, io, in_shape, out_shape
+            )
             session = self._new_session(model.SerializeToString())
         except Exception as exc:  # no onnx package, an opset below 11, a model onnx cannot reload
             log.debug("%s: no pixel graph (%s); Session.run uses numpy", self.path, exc)
             return None
-        shape = tuple(next(o.shape for o in session.get_outputs() if o.name == _PIXELS_OUT))  # (1, H, W, 3)
         bindings = threading.local()  # per thread: an IO binding and its uint8 output buffer
 
         def run_pixels(image: np.ndarray) -> np.ndarray:
-            binding, output = _thread_binding(bindings, session, _PIXELS_OUT, np.uint8, shape)
+            binding, output = _thread_binding(bindings, session, _PIXELS_OUT, np.uint8, out_shape)
             binding.bind_cpu_input(_PIXELS_IN, image[None])
             session.run_with_iobinding(binding)
             return output[0].copy()
@@ -193,9 +196,21 @@ def _thread_binding(local: threading.local, session, output_name: str, dtype: ty
     return state["binding"], state["output"]
 
 
-def _with_pixel_io(path: Path, input_name: str, output_name: str, io: PixelIO):
-    """The ONNX model at `path` with its input and output (by name) replaced by uint8 (1, H, W, 3) images,
-    converted as `io` says."""
+def _image_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
+    """A model tensor's shape -> the shape of the uint8 image it stands for, channels last."""
+    return (shape[0], shape[2], shape[3], 3) if layout == "NCHW" else tuple(shape)
+
+
+def _with_pixel_io(
+    path: Path,
+    input_name: str,
+    output_name: str,
+    io: PixelIO,
+    in_shape: tuple[int, ...],
+    out_shape: tuple[int, ...],
+):
+    """The ONNX model at `path` with its input and output (by name) replaced by uint8 images of `in_shape` and
+    `out_shape`, converted as `io` says."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -206,11 +221,6 @@ def _with_pixel_io(path: Path, input_name: str, output_name: str, io: PixelIO):
     graph = model.graph
     in_index = next(i for i, value in enumerate(graph.input) if value.name == input_name)
     out_index = next(i for i, value in enumerate(graph.output) if value.name == output_name)
-    model_in, model_out = graph.input[in_index], graph.output[out_index]
-    in_dims = [d.dim_value for d in model_in.type.tensor_type.shape.dim]
-    out_dims = [d.dim_value for d in model_out.type.tensor_type.shape.dim]
-    in_shape = [1, in_dims[2], in_dims[3], 3] if io.input_layout == "NCHW" else in_dims
-    out_shape = [1, out_dims[2], out_dims[3], 3] if io.output_layout == "NCHW" else out_dims
 
     def name(step: str) -> str:
         return f"pocketgan_pixels/{step}"
@@ -228,10 +238,10 @@ def _with_pixel_io(path: Path, input_name: str, output_name: str, io: PixelIO):
     before += [
         helper.make_node("Cast", [pixels], [name("float")], to=TensorProto.FLOAT),
         helper.make_node("Div", [name("float"), name("divisor")], [name("divided")]),
-        helper.make_node("Add", [name("divided"), name("offset")], [model_in.name]),
+        helper.make_node("Add", [name("divided"), name("offset")], [input_name]),
     ]
     after += [
-        helper.make_node("Mul", [model_out.name, name("scale")], [name("scaled")]),
+        helper.make_node("Mul", [output_name, name("scale")], [name("scaled")]),
         helper.make_node("Add", [name("scaled"), name("bias")], [name("biased")]),
         helper.make_node("Clip", [name("biased"), name("low"), name("high")], [name("clipped")]),
     ]

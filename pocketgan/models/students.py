@@ -2,10 +2,10 @@
 
 All map (N, 3, H, W) floats in [-1, 1] to the same shape and range, use only ops that ONNX, Core ML and
 TFLite all convert (conv, depthwise conv, BatchNorm, ReLU, add, mul, mean, nearest upsample, concat, tanh,
-clip, linear, batched matmul, reshape/permute, pixel shuffle), and start as the identity ("do nothing") so an untrained
-student already scores the do-nothing baseline. The teacher's colour grade depends on the whole image
-(its InstanceNorm layers), so all carry a cheap global-context branch: input colour moments plus globally
-pooled low-resolution features feed a tiny MLP that sets (a) per-channel FiLM scales/biases of the
+clip, linear, batched matmul, reshape/permute, pixel shuffle), and start as the identity ("do nothing") so
+an untrained student already scores the do-nothing baseline. The teacher's colour grade depends on the
+whole image (its InstanceNorm layers), so all carry a cheap global-context branch: input colour moments plus
+globally pooled low-resolution features feed a tiny MLP that sets (a) per-channel FiLM scales/biases of the
 low-resolution blocks and (b) a per-image colour transform of the input (a 3x9 mix of RGB, RGB^2 and the
 cross terms, plus a bias) — the "global grade". The convolutional part adds the local part (texture,
 edges) as a tanh-bounded residual; the sum is clipped.

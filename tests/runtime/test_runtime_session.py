@@ -320,7 +320,8 @@ def test_onnxruntime_pixel_graph_matches_the_numpy_steps_bit_for_bit(
     layout, value_range, tmp_path, monkeypatch
 ):
     """Session.run on onnxruntime runs the pixel steps inside the graph (OnnxRuntimeBackend.pixel_runner);
-    it must give exactly what the numpy steps give, clipping included, and numpy must take over without onnx."""
+    it must give exactly what the numpy steps give, clipping included, and numpy must take over without
+    onnx."""
     low, high = value_range
     bias = -0.7 * (low + high) / 2  # 1.7x stretched about the middle of the range: both ends clip
     model = _affine_onnx(tmp_path / "affine.onnx", layout, bias)
