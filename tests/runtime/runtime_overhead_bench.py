@@ -10,7 +10,10 @@ as Session.run does.
 Blocks, not call-by-call alternation: for onnxruntime, Session.run runs a second InferenceSession (the model
 with the pixel steps spliced in, see OnnxRuntimeBackend.pixel_runner) beside the raw one, and two sessions
 called in turn fight over the 2 cores with their spinning thread pools (measured call by call: the raw call
-6.2 -> 8.0 ms, Session.run 1.5x raw). Each block starts with two untimed calls.
+6.2 -> 8.0 ms, Session.run 1.5x raw). The fight outlasts the switch: at 2 threads, on the shipped student,
+the first 5-6 calls after a switch from the other session ran 1.3-2x slower than the steady state. So each
+block starts with `--warmup` untimed calls (default 8), enough for either session to settle, whatever
+block ran before it, and the blocks run in a new random order each round.
 
 `--models` times given artifacts instead (e.g. the shipped student's fp32 ONNX and TFLite).
 
@@ -20,6 +23,7 @@ Example: .venv/bin/python tests/runtime/runtime_overhead_bench.py --threads 2 --
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -91,7 +95,7 @@ def _timed(function) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def measure(path: Path, threads: int, iterations: int, size: int, block: int = 20) -> dict:
+def measure(path: Path, threads: int, iterations: int, size: int, block: int = 20, warmup: int = 8) -> dict:
     import runtime
     from pocketgan.data import heldout_images
     from pocketgan.images import resize
@@ -148,9 +152,14 @@ def measure(path: Path, threads: int, iterations: int, size: int, block: int = 2
         "raw_photo": raw_photo,
     }
     times: dict[str, list[float]] = {key: [] for key in timed}
+    order = random.Random(0)
     for _ in range(max(1, iterations // block)):  # interleaved in blocks, so drift hits all alike
-        for key, function in timed.items():
-            function(), function()  # untimed: the previous block's thread pool winds down
+        keys = list(timed)
+        order.shuffle(keys)  # no block always follows the same one (another session, or none)
+        for key in keys:
+            function = timed[key]
+            for _ in range(warmup):  # untimed: the previous block's thread pool winds down
+                function()
             times[key] += [_timed(function) for _ in range(block)]
     median = {key: statistics.median(values) for key, values in times.items()}
     paired = [run / base for run, base in zip(times["session_run"], times["raw"], strict=True)]
@@ -164,6 +173,7 @@ def measure(path: Path, threads: int, iterations: int, size: int, block: int = 2
         "threads": threads,
         "iterations": len(times["raw"]),
         "block": block,
+        "warmup": warmup,
         "median_ms": {key: round(value, 3) for key, value in median.items()},
         "ratio_run_vs_raw": round(median["session_run"] / median["raw"], 4),
         "ratio_run_photo_vs_raw_plus_resize": round(
@@ -181,11 +191,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--block", type=int, default=20, help="Calls per timed block (default 20).")
+    parser.add_argument("--warmup", type=int, default=8, help="Untimed calls before each block (default 8).")
     parser.add_argument("--models", nargs="*", type=Path, help="Artifacts to time (default: export a net).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         paths = args.models or export(Path(directory), args.size)
-        results = [measure(path, args.threads, args.iterations, args.size, args.block) for path in paths]
+        results = [
+            measure(path, args.threads, args.iterations, args.size, args.block, args.warmup) for path in paths
+        ]
     print(json.dumps(results, indent=2))
 
 
