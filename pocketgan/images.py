@@ -116,10 +116,20 @@ def to_float(image: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) 
     return (image.astype(np.float32) / 255.0) * (high - low) + low
 
 
-def to_uint8(array: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
-    """float (H, W, 3) in `value_range` -> uint8, rounded and clipped."""
+def uint8_steps(value_range: tuple[float, float]) -> tuple[np.float32, np.float32]:
+    """(shift, step) of the float -> uint8 mapping in `value_range`: `rint((value + shift) / step)`."""
     low, high = value_range
-    scaled = (np.asarray(array, dtype=np.float32) - low) / (high - low) * 255.0
+    return np.float32(-low), np.float32((high - low) / 255.0)
+
+
+def to_uint8(array: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """float (H, W, 3) in `value_range` -> uint8 `clip(rint((value + shift) / step), 0, 255)` (uint8_steps).
+
+    Each step is one float32 operation and rint rounds half to even: the arithmetic of ONNX's
+    QuantizeLinear, so runtime.Session.run gives these bytes on every engine and path.
+    """
+    shift, step = uint8_steps(value_range)
+    scaled = (np.asarray(array, dtype=np.float32) + shift) / step
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 

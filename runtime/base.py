@@ -81,15 +81,16 @@ class PixelIO:
 
     In: uint8 (H, W, 3) RGB -> float32 `pixel / divisor + offset` in `input_layout` ("NCHW" | "NHWC"),
     batch 1. Out: the first output, float32 in `output_layout` -> uint8 (H, W, 3) =
-    `trunc(clip(value * scale + bias, 0, 255))`. Each step is one IEEE float32 operation, in this order.
+    `clip(rint((value + shift) / step), 0, 255)`, rint rounding half to even (pocketgan.images.to_uint8;
+    no addition when shift is 0). Each step is one IEEE float32 operation, in this order.
     """
 
     input_layout: str
     divisor: float
     offset: float
     output_layout: str
-    scale: float
-    bias: float
+    shift: float
+    step: float
 
 
 class Backend(abc.ABC):

@@ -141,11 +141,12 @@ class OnnxRuntimeBackend(Backend):
 
     def pixel_runner(self, io: PixelIO) -> Callable[[np.ndarray], np.ndarray] | None:
         """The model with Session.run's pixel steps spliced around it, as one graph in a second session
-        with the same options: Cast, Div, Add (+ Transpose) before, Mul, Add, Clip, Cast (+ Transpose) after.
+        with the same options: Cast, Div, Add (+ Transpose) before, Add, QuantizeLinear (+ Transpose) after.
 
         Its elementwise steps run on the session's thread pool, where numpy runs them on one thread with
         the input and output evicted from cache by the model. Bit-identical to the numpy path: the same
-        IEEE float32 operations in the same order, and Cast float -> uint8 truncates like numpy's.
+        IEEE float32 operations in the same order (QuantizeLinear divides, rounds half to even and
+        saturates, as numpy's divide, rint and clip do).
         None (Session then uses numpy) unless one CPU provider runs a static, batch-1, float32 model and
         the `onnx` package is importable.
         """
@@ -159,7 +160,7 @@ class OnnxRuntimeBackend(Backend):
                 self.path, self.inputs[0].name, self.outputs[0].name, io, in_shape, out_shape
             )
             session = self._new_session(model.SerializeToString())
-        except Exception as exc:  # no onnx package, an opset below 11, a model onnx cannot reload
+        except Exception as exc:  # no onnx package, an opset below 10, a model onnx cannot reload
             log.debug("%s: no pixel graph (%s); Session.run uses numpy", self.path, exc)
             return None
         bindings = threading.local()  # per thread: an IO binding and its uint8 output buffer
@@ -216,8 +217,8 @@ def _with_pixel_io(
 
     model = onnx.load(str(path))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset < 11:  # Clip takes its bounds as inputs from opset 11
-        raise ValueError(f"opset {opset} < 11")
+    if opset < 10:  # QuantizeLinear is there from opset 10
+        raise ValueError(f"opset {opset} < 10")
     graph = model.graph
     in_index = next(i for i, value in enumerate(graph.input) if value.name == input_name)
     out_index = next(i for i, value in enumerate(graph.output) if value.name == output_name)
@@ -225,11 +226,11 @@ def _with_pixel_io(
     def name(step: str) -> str:
         return f"pocketgan_pixels/{step}"
 
-    constants = {"divisor": io.divisor, "offset": io.offset, "scale": io.scale, "bias": io.bias}
-    constants |= {"low": 0.0, "high": 255.0}
+    constants = {"divisor": io.divisor, "offset": io.offset, "shift": io.shift, "step": io.step}
     graph.initializer.extend(
         helper.make_tensor(name(key), TensorProto.FLOAT, [], [value]) for key, value in constants.items()
     )
+    graph.initializer.append(helper.make_tensor(name("zero"), TensorProto.UINT8, [], [0]))
     before, after = [], []
     pixels = _PIXELS_IN
     if io.input_layout == "NCHW":  # the uint8 image, transposed while it is 4x smaller than the floats
@@ -240,18 +241,16 @@ def _with_pixel_io(
         helper.make_node("Div", [name("float"), name("divisor")], [name("divided")]),
         helper.make_node("Add", [name("divided"), name("offset")], [input_name]),
     ]
-    after += [
-        helper.make_node("Mul", [output_name, name("scale")], [name("scaled")]),
-        helper.make_node("Add", [name("scaled"), name("bias")], [name("biased")]),
-        helper.make_node("Clip", [name("biased"), name("low"), name("high")], [name("clipped")]),
-    ]
-    if io.output_layout == "NCHW":
-        after += [
-            helper.make_node("Cast", [name("clipped")], [name("uint8")], to=TensorProto.UINT8),
-            helper.make_node("Transpose", [name("uint8")], [_PIXELS_OUT], perm=[0, 2, 3, 1]),
-        ]
-    else:
-        after.append(helper.make_node("Cast", [name("clipped")], [_PIXELS_OUT], to=TensorProto.UINT8))
+    values = output_name
+    if io.shift:  # adding -0.0 changes no value
+        after.append(helper.make_node("Add", [values, name("shift")], [name("shifted")]))
+        values = name("shifted")
+    # QuantizeLinear: saturate(rint(values / step) + 0), rint rounding half to even, in one pass
+    nchw = io.output_layout == "NCHW"
+    uint8 = name("uint8") if nchw else _PIXELS_OUT
+    after.append(helper.make_node("QuantizeLinear", [values, name("step"), name("zero")], [uint8]))
+    if nchw:
+        after.append(helper.make_node("Transpose", [uint8], [_PIXELS_OUT], perm=[0, 2, 3, 1]))
     nodes = [*before, *graph.node, *after]
     del graph.node[:]
     graph.node.extend(nodes)

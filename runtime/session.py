@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pocketgan.errors import ModelLoadError, UsageError
-from pocketgan.images import resize, to_float
+from pocketgan.images import resize, to_float, uint8_steps
 from pocketgan.manifest import read_manifest, sha256_file
 from runtime.base import IMAGE_DTYPE, Backend, PixelIO, TensorSpec, choose_backend
 
@@ -150,9 +150,7 @@ class Session:
         height, width = (shape[2], shape[3]) if self.layout == "NCHW" else (shape[1], shape[2])
         self.size = (height, width) if height > 0 and width > 0 else None
         self._fixed_batch = shape[0] if shape[0] > 0 else None
-        low, high = self._output.range
-        self._output_scale = np.float32(255.0 / (high - low))
-        self._output_offset = np.float32(0.5 - low * 255.0 / (high - low))
+        self._output_shift, self._output_step = uint8_steps(self._output.range)
         self._scratch = threading.local()
         # uint8 pixel -> model input value, computed once with the shared to_float so values match bit for bit.
         self._input_table = self._input.encode(
@@ -236,7 +234,7 @@ class Session:
         return self.engine.run(array)
 
     def run(self, image: np.ndarray) -> np.ndarray:
-        """uint8 (H, W, 3) RGB -> uint8 (H, W, 3) RGB at the same size (rounded half up, clipped)."""
+        """uint8 (H, W, 3) RGB -> uint8 (H, W, 3) RGB at the same size (pixels as pocketgan.images.to_uint8)."""
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise UsageError(f"Session.run takes uint8 (H, W, 3) RGB, got {image.dtype} {image.shape}")
@@ -262,8 +260,8 @@ class Session:
             float(divisor),
             float(offset),
             self._output.layout,
-            float(self._output_scale),
-            float(self._output_offset),
+            float(self._output_shift),
+            float(self._output_step),
         )
         return self.engine.pixel_runner(io)
 
@@ -299,7 +297,7 @@ class Session:
         return prepared
 
     def _to_image(self, raw: np.ndarray) -> np.ndarray:
-        """One output item -> uint8 (H, W, 3): scale to [0, 255] + 0.5, clip, truncate (= round half up).
+        """One output item -> uint8 (H, W, 3) = `clip(rint((value + shift) / step), 0, 255)` (to_uint8's steps).
 
         `raw` may be engine memory (see Backend.run_with): it is never returned, and it is overwritten in
         place only when the engine says its output is the reader's scratch (`Backend.output_is_scratch`).
@@ -311,8 +309,12 @@ class Session:
             scaled = values  # the engine's output is ours to overwrite: no second float buffer
         else:
             scaled = self._buffer("output", values.shape, np.dtype(np.float32))  # model layout
-        np.multiply(values, self._output_scale, out=scaled)
-        np.add(scaled, self._output_offset, out=scaled)
+        if self._output_shift:
+            np.add(values, self._output_shift, out=scaled)
+            np.divide(scaled, self._output_step, out=scaled)
+        else:  # adding -0.0 changes no value: the in-graph path skips it too
+            np.divide(values, self._output_step, out=scaled)
+        np.rint(scaled, out=scaled)
         np.clip(scaled, 0.0, 255.0, out=scaled)
         if self._output.layout == "NHWC":
             result = np.empty(scaled.shape, np.uint8)

@@ -10,7 +10,7 @@ from runtime_testkit import MODEL_SIZE, copy_model, write_sidecar
 import runtime
 from pocketgan.data import heldout_images
 from pocketgan.errors import ModelLoadError, UsageError
-from pocketgan.images import resize, to_float, to_nchw
+from pocketgan.images import resize, to_float, to_nchw, to_uint8
 from runtime import base
 
 FP32_MAX_ABS = 1e-3  # export parity threshold for fp32 (INTERFACES.md)
@@ -49,8 +49,8 @@ def test_onnx_and_tflite_agree_through_session(tiny_onnx, tiny_tflite):
     for image in images:
         difference = onnx_session.run(image).astype(int) - tflite_session.run(image).astype(int)
         assert np.abs(difference).max() <= 1
-    # run() is predict() on the same pixels, scaled to [0, 255] and rounded half up
-    expected = np.floor(np.clip((onnx_session.predict(batch[:1])[0] + 1) * 127.5 + 0.5, 0, 255))
+    # run() is predict() on the same pixels, scaled to [0, 255] and rounded
+    expected = np.clip(np.rint((onnx_session.predict(batch[:1])[0] + 1) * 127.5), 0, 255)
     assert np.abs(onnx_session.run(images[0]).astype(float) - expected.transpose(1, 2, 0)).max() <= 1
 
 
@@ -63,11 +63,8 @@ def test_run_is_predict_on_the_same_pixels_bit_for_bit(model, request):
     session = runtime.load(request.getfixturevalue(model), threads=1)
     images, batch = _heldout_batch()
     for image, item in zip(images, batch, strict=True):
-        predicted = session.predict(item[None])[
-            0
-        ]  # to_float pixels, as run's arithmetic input path must give
-        scaled = np.clip(predicted * np.float32(127.5) + np.float32(128.0), 0.0, 255.0)
-        np.testing.assert_array_equal(session.run(image), scaled.astype(np.uint8).transpose(1, 2, 0))
+        predicted = session.predict(item[None])[0]  # to_float pixels, as run's input path must give
+        np.testing.assert_array_equal(session.run(image), to_uint8(predicted.transpose(1, 2, 0)))
 
 
 class RecordingBackend(runtime.Backend):
@@ -295,13 +292,18 @@ def test_native_input_is_what_run_feeds_the_engine(model, request):
         session.native_input(image[:-1])
 
 
-def _affine_onnx(path, layout, bias):
-    """y = 1.7 x + bias on float32 (1, 3, 16, 16) or (1, 16, 16, 3): outputs leave the value range."""
+def _affine_onnx(path, layout, scale, bias):
+    """y = scale * x + bias on float32 (1, 3, 16, 16) or (1, 16, 16, 3); bias a float or an array of that
+    shape."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     shape = [1, 3, 16, 16] if layout == "NCHW" else [1, 16, 16, 3]
-    constants = [helper.make_tensor(n, TensorProto.FLOAT, [], [v]) for n, v in (("a", 1.7), ("b", bias))]
+    bias = np.broadcast_to(np.float32(bias), shape)
+    constants = [
+        helper.make_tensor("a", TensorProto.FLOAT, [], [scale]),
+        helper.make_tensor("b", TensorProto.FLOAT, shape, bias.ravel().tolist()),
+    ]
     nodes = [helper.make_node("Mul", ["x", "a"], ["ax"]), helper.make_node("Add", ["ax", "b"], ["y"])]
     graph = helper.make_graph(
         nodes,
@@ -314,29 +316,46 @@ def _affine_onnx(path, layout, bias):
     return path
 
 
+def _nudged(values: np.ndarray, ulps: np.ndarray) -> np.ndarray:
+    """float32 `values`, each moved by its count of `ulps` (negative: down)."""
+    values = values.copy()
+    for count in range(1, int(np.abs(ulps).max()) + 1):
+        values[ulps >= count] = np.nextafter(values[ulps >= count], np.float32(np.inf))
+        values[ulps <= -count] = np.nextafter(values[ulps <= -count], np.float32(-np.inf))
+    return values
+
+
+@pytest.mark.parametrize("stretch", [True, False], ids=["stretch", "ties"])
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("value_range", [(-1.0, 1.0), (0.0, 1.0), (0.0, 255.0)])
 def test_onnxruntime_pixel_graph_matches_the_numpy_steps_bit_for_bit(
-    layout, value_range, tmp_path, monkeypatch
+    layout, value_range, stretch, tmp_path, monkeypatch
 ):
     """Session.run on onnxruntime runs the pixel steps inside the graph (OnnxRuntimeBackend.pixel_runner);
-    it must give exactly what the numpy steps give, clipping included, and numpy must take over without
-    onnx."""
+    it must give exactly what the numpy steps give, clipping and ties included, and numpy must take over
+    without onnx."""
     low, high = value_range
-    bias = -0.7 * (low + high) / 2  # 1.7x stretched about the middle of the range: both ends clip
-    model = _affine_onnx(tmp_path / "affine.onnx", layout, bias)
-    write_sidecar(
-        model, input={"layout": layout, "range": list(value_range)}, output={"range": list(value_range)}
-    )
+    shift, step = np.float32(-low), np.float32((high - low) / 255.0)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
     images.append(np.arange(768, dtype=np.uint16).reshape(16, 16, 3).astype(np.uint8))  # every pixel value
+    if stretch:  # 1.7x about the middle of the range: both ends clip
+        scale, bias = np.float32(1.7), np.float32(-0.7 * (low + high) / 2)
+        model_bias = bias
+    else:  # outputs on and a few ulp around every rounding tie, -0.5 to 256.5, whatever the input
+        ties = (np.arange(768) % 258 - 0.5).astype(np.float32) * step - shift
+        scale, bias = np.float32(0.0), _nudged(ties, np.arange(768) % 5 - 2).reshape(16, 16, 3)
+        model_bias = bias.transpose(2, 0, 1) if layout == "NCHW" else bias
+        assert ((bias + shift) / step % 1 == 0.5).sum() > 50  # exact ties, where rounding rules differ
+    model = _affine_onnx(tmp_path / "affine.onnx", layout, scale, model_bias)
+    write_sidecar(
+        model, input={"layout": layout, "range": list(value_range)}, output={"range": list(value_range)}
+    )
     expected = []
     for image in images:  # the documented arithmetic, in float32, step by step
         x = image / np.float32(255.0 / (high - low)) + np.float32(low)
-        y = x * np.float32(1.7) + np.float32(bias)
-        pixels = y * np.float32(255.0 / (high - low)) + np.float32(0.5 - low * 255.0 / (high - low))
-        expected.append(np.clip(pixels, 0.0, 255.0).astype(np.uint8))
+        y = x * scale + bias
+        expected.append(np.clip(np.rint((y + shift) / step), 0, 255).astype(np.uint8))
     assert any((e == 0).any() and (e == 255).any() for e in expected)  # the clip is exercised
 
     session = runtime.load(model, threads=1)
