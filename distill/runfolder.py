@@ -104,13 +104,12 @@ def save_sample_grid(
     """
     from PIL import Image
 
-    def to_uint8(chw: np.ndarray) -> np.ndarray:
-        return np.clip((chw.transpose(1, 2, 0) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    from pocketgan.images import to_uint8
 
     lines = []
     for inputs, teacher, student in rows:
         difference = np.clip(np.abs(student - teacher) * amplify, 0.0, 2.0) - 1.0
-        tiles = [to_uint8(a) for a in (inputs, teacher, student, difference)]
+        tiles = [to_uint8(a.transpose(1, 2, 0)) for a in (inputs, teacher, student, difference)]
         lines.append(np.concatenate(tiles, axis=1))
     with atomic_path(path) as tmp:
         Image.fromarray(np.concatenate(lines, axis=0)).save(tmp, format="PNG")
