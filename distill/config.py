@@ -69,6 +69,7 @@ class DistillConfig:
     data: str | None = None
     pool_size: int = 160
     synthetic_fraction: float = 0.25
+    portrait_fraction: float = 0.0  # of the synthetic images: colour portraits, not dead leaves (embedded set)
     augment_strength: float = 1.0
     # Schedule
     size: int = 256
@@ -120,7 +121,8 @@ class DistillConfig:
         for name in ("lr", "discriminator_lr"):
             if not getattr(self, name) > 0:
                 raise UsageError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("synthetic_fraction", "lr_min_ratio", "adversarial_from", "ema_decay", "average_from"):
+        unit = ("synthetic_fraction", "portrait_fraction", "lr_min_ratio", "adversarial_from", "ema_decay")
+        for name in (*unit, "average_from"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UsageError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         for name in ("augment_strength", "weight_decay", "grad_clip", "feature_weight", "adversarial_weight"):

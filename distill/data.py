@@ -35,7 +35,12 @@ def training_pool(config: DistillConfig, size: int, phase_index: int) -> list[np
     seed = pool_seed(config, phase_index)
     if config.data is None:
         return training_images(
-            config.pool_size, size, seed, config.synthetic_fraction, colour_strength=config.augment_strength
+            config.pool_size,
+            size,
+            seed,
+            config.synthetic_fraction,
+            colour_strength=config.augment_strength,
+            portrait_fraction=config.portrait_fraction,
         )
     photos = _user_images(config.data)
     rng = np.random.default_rng(seed)

@@ -38,6 +38,27 @@ def test_training_images_are_seeded():
     assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
 
 
+def test_synthetic_portraits_replace_only_synthetic_images():
+    """portrait_fraction swaps dead leaves for seeded colour portraits and leaves every other image as it was
+    (so a pool's photos keep their teacher-cache entries)."""
+    plain = data.training_images(24, 48, seed=5, synthetic_fraction=0.5)
+    mixed = data.training_images(24, 48, seed=5, synthetic_fraction=0.5, portrait_fraction=1.0)
+    again = data.training_images(24, 48, seed=5, synthetic_fraction=0.5, portrait_fraction=1.0)
+    assert all(np.array_equal(x, y) for x, y in zip(mixed, again, strict=True))
+    changed = [i for i, (x, y) in enumerate(zip(plain, mixed, strict=True)) if not np.array_equal(x, y)]
+    assert 6 <= len(changed) <= 18  # about half of 24: the synthetic slots
+    photos_only = data.training_images(8, 48, seed=5, synthetic_fraction=0.0)
+    unchanged = data.training_images(8, 48, seed=5, synthetic_fraction=0.0, portrait_fraction=1.0)
+    assert all(np.array_equal(x, y) for x, y in zip(photos_only, unchanged, strict=True))
+    leaves = data.dead_leaves(np.random.default_rng(0), 48)
+    assert all(m.shape == leaves.shape and m.dtype == np.uint8 for m in mixed)
+    portrait = data.synthetic_portrait(
+        np.random.default_rng(1), 64, np.zeros((64, 64, 3), np.uint8), np.full((25, 25, 3), 200, np.uint8)
+    )
+    skin = portrait[20:30, 28:36].reshape(-1, 3).astype(int)  # around the face's centre
+    assert (skin[:, 0] > skin[:, 2]).all()  # a skin tone: more red than blue
+
+
 def test_load_images_converts_and_skips_broken(tmp_path):
     rgb = (np.arange(20 * 30 * 3) % 251).astype(np.uint8).reshape(20, 30, 3)
     (tmp_path / "sub").mkdir()
