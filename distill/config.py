@@ -69,7 +69,8 @@ class DistillConfig:
     data: str | None = None
     pool_size: int = 160
     synthetic_fraction: float = 0.25
-    portrait_fraction: float = 0.0  # of the synthetic images: colour portraits, not dead leaves (embedded set)
+    # of the synthetic images, the share that are colour portraits instead of dead leaves (embedded set only)
+    portrait_fraction: float = 0.0
     augment_strength: float = 1.0
     # Schedule
     size: int = 256
