@@ -67,9 +67,15 @@ def train_photos() -> list[tuple[str, np.ndarray]]:
     photos = [(name, _load_named(source, file)) for name, (source, file) in TRAIN_PHOTOS.items()]
     faces = np.load(skimage_data_dir() / "lfw_subset.npy", allow_pickle=False)[:LFW_FACES]
     for i, face in enumerate(faces):
-        gray = np.clip(np.asarray(face, dtype=np.float64) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        gray = _unit_to_uint8(np.asarray(face, dtype=np.float64))
         photos.append((f"lfw_{i:03d}", np.repeat(gray[:, :, None], 3, axis=2)))
     return photos
+
+
+def _unit_to_uint8(x: np.ndarray) -> np.ndarray:
+    """Float pixels in [0, 1] -> uint8, rounded half up. The training pools (and so the teacher cache and the
+    shipped student) are built with it: not images.to_uint8, whose ties round to even."""
+    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _colour_jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -110,23 +116,35 @@ def augment(
     if rng.random() < 0.5:
         x = x[:, ::-1]
     x = _colour_jitter(x, rng, colour_strength)
-    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return _unit_to_uint8(x)
+
+
+def _dead_leaves_discs(rng: np.random.Generator, size: int, n_discs: int = 600):
+    """dead_leaves' random draws: (background colour, [(radius, cy, cx, colour), ...] largest first)."""
+    background = rng.uniform(0.0, 1.0, size=3)
+    r_min, r_max = size / 80.0, size / 4.0
+    radii = (r_min**-2 + rng.random(n_discs) * (r_max**-2 - r_min**-2)) ** -0.5  # p(r) ~ r^-3
+    palette = rng.uniform(0.05, 0.95, size=(8, 3))
+    discs = []
+    for radius in np.sort(radii)[::-1]:
+        cy, cx = rng.uniform(0, size, size=2)
+        colour = np.clip(palette[rng.integers(0, 8)] + rng.normal(0, 0.08, size=3), 0, 1)
+        discs.append((radius, cy, cx, colour))
+    return background, discs
+
+
+def _render_dead_leaves(size: int, background: np.ndarray, discs) -> np.ndarray:
+    canvas = np.zeros((size, size, 3), dtype=np.float32)
+    canvas[:] = background
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    for radius, cy, cx, colour in discs:  # later (smaller) discs occlude earlier ones
+        canvas[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = colour
+    return _unit_to_uint8(canvas)
 
 
 def dead_leaves(rng: np.random.Generator, size: int, n_discs: int = 600) -> np.ndarray:
     """A procedural 'dead leaves' image: occluding discs with power-law radii and natural-ish colours."""
-    canvas = np.zeros((size, size, 3), dtype=np.float32)
-    canvas[:] = rng.uniform(0.0, 1.0, size=3)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    r_min, r_max = size / 80.0, size / 4.0
-    radii = (r_min**-2 + rng.random(n_discs) * (r_max**-2 - r_min**-2)) ** -0.5  # p(r) ~ r^-3
-    palette = rng.uniform(0.05, 0.95, size=(8, 3))
-    for radius in np.sort(radii)[::-1]:
-        cy, cx = rng.uniform(0, size, size=2)
-        mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
-        colour = np.clip(palette[rng.integers(0, 8)] + rng.normal(0, 0.08, size=3), 0, 1)
-        canvas[mask] = colour
-    return np.clip(canvas * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return _render_dead_leaves(size, *_dead_leaves_discs(rng, size, n_discs))
 
 
 # Skin tones from light to dark and hair colours (black, brown, blond, grey), linear-ish RGB in [0, 1].
@@ -175,7 +193,7 @@ def synthetic_portrait(
     skin = np.clip(tone * (0.35 + 0.85 * patch[..., None]), 0.0, 1.0)
     x = x * (1 - alpha) + skin * alpha
     x = _colour_jitter(x, rng, 0.5)
-    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return _unit_to_uint8(x)
 
 
 def training_images(
@@ -200,12 +218,15 @@ def training_images(
     for _ in range(count):
         draw = rng.random()
         if draw < synthetic_fraction:
-            image = dead_leaves(rng, size)
+            leaves = _dead_leaves_discs(rng, size)  # drawn either way: the images after it stay the same
             extra = np.random.default_rng([seed, len(out), 7])
             if extra.random() < portrait_fraction:
                 background = augment(photos[int(extra.integers(0, len(photos)))], extra, size)
-                image = synthetic_portrait(extra, size, background, faces[int(extra.integers(0, len(faces)))])
-            out.append(image)
+                out.append(
+                    synthetic_portrait(extra, size, background, faces[int(extra.integers(0, len(faces)))])
+                )
+            else:
+                out.append(_render_dead_leaves(size, *leaves))
             continue
         # Photos and faces in equal parts, so the 100 small faces do not drown the colour photos.
         pool = photos if draw < synthetic_fraction + (1 - synthetic_fraction) / 2 else faces
