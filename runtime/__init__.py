@@ -7,11 +7,14 @@
 
 Images are resized to the model size and back with `pocketgan.images.resize` (Pillow bicubic on uint8
 RGB), the one resize filter of every PocketGAN stage, so parity numbers mean the same everywhere.
+`runtime.keep_freed_memory()` keeps freed memory in the process (glibc), so a loop over photos does not
+page-fault its resize buffers back in each call; process-wide, so opt-in (`pocketgan run` calls it).
 Backends register by name (`register_backend`); `available_backends()` says which can run here and why not.
 
 Example: python -c "import runtime; print(runtime.available_backends())"
 """
 
+from runtime.allocator import keep_freed_memory
 from runtime.base import (
     Backend,
     TensorSpec,
@@ -20,4 +23,12 @@ from runtime.base import (
 )
 from runtime.session import Session, load
 
-__all__ = ["Backend", "Session", "TensorSpec", "available_backends", "load", "register_backend"]
+__all__ = [
+    "Backend",
+    "Session",
+    "TensorSpec",
+    "available_backends",
+    "keep_freed_memory",
+    "load",
+    "register_backend",
+]

@@ -190,6 +190,7 @@ def run_command(ctx, model, inputs, outdir, backend, threads, providers, fmt, no
     import runtime
     from runtime.provenance import ProvenanceLabel
 
+    runtime.keep_freed_memory()  # the resize buffers of one photo are reused for the next, not re-faulted
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
     session = runtime.load(model, backend=backend, threads=threads, providers=provider_list)
     jobs, failures = collect_jobs(inputs, outdir, fmt)

@@ -15,6 +15,11 @@ the first 5-6 calls after a switch from the other session ran 1.3-2x slower than
 block starts with `--warmup` untimed calls (default 8), enough for either session to settle, whatever
 block ran before it, and the blocks run in a new random order each round.
 
+The process keeps its freed memory (`runtime.keep_freed_memory()`, as `pocketgan run` does) unless
+`--allocator default`: with glibc's own thresholds, the photo's resize buffers came back from the OS with
+250-530 page faults per Session.run (0.5-0.9 ms), and the hand-written sequence with 0-500, depending on
+the process's earlier allocations, not on the code timed.
+
 `--models` times given artifacts instead (e.g. the shipped student's fp32 ONNX and TFLite).
 
 Example: nice -n 10 .venv/bin/python tests/runtime/runtime_overhead_bench.py --iterations 300 --threads 1
@@ -193,13 +198,22 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=20, help="Calls per timed block (default 20).")
     parser.add_argument("--warmup", type=int, default=8, help="Untimed calls before each block (default 8).")
     parser.add_argument("--models", nargs="*", type=Path, help="Artifacts to time (default: export a net).")
+    parser.add_argument(
+        "--allocator",
+        choices=["kept", "default"],
+        default="kept",
+        help="kept: runtime.keep_freed_memory(), as `pocketgan run` (default); default: glibc's own.",
+    )
     args = parser.parse_args()
+    import runtime
+
+    allocator = "kept" if args.allocator == "kept" and runtime.keep_freed_memory() else "default"
     with tempfile.TemporaryDirectory() as directory:
         paths = args.models or export(Path(directory), args.size)
         results = [
             measure(path, args.threads, args.iterations, args.size, args.block, args.warmup) for path in paths
         ]
-    print(json.dumps(results, indent=2))
+    print(json.dumps([{**result, "allocator": allocator} for result in results], indent=2))
 
 
 if __name__ == "__main__":
