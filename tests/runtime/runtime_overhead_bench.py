@@ -207,7 +207,9 @@ def main() -> None:
     args = parser.parse_args()
     import runtime
 
-    allocator = "kept" if args.allocator == "kept" and runtime.keep_freed_memory() else "default"
+    allocator = args.allocator
+    if allocator == "kept" and not runtime.keep_freed_memory():
+        allocator = "not kept: no glibc, or MALLOC_* / GLIBC_TUNABLES set"
     with tempfile.TemporaryDirectory() as directory:
         paths = args.models or export(Path(directory), args.size)
         results = [
