@@ -23,12 +23,16 @@ DEVICES = ("cpu", "cuda", "auto")
 # Overrides over the dataclass defaults. The quick preset is the demo's live distillation (<= 5 CPU minutes).
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
-        # ~2 idle CPU minutes with a cold teacher cache; trained at 128 px, the student runs at any size.
-        "student": "mobile-resnet",
-        "width": 16,
-        "size": 128,
+        # The full recipe's student (patch-resnet w48) on a short schedule: 400 steps at 128 px (batch 8),
+        # then 200 at 256 px (batch 4), evaluated at 256 px; ~100 s on the idle 2-core CPU with a cold
+        # teacher cache. Held-out at 256² over seeds 0/1/2: 27.33/25.16/26.93 dB, against 25.77/24.85 (seeds
+        # 0/1) for the mobile-resnet w16 at 128 px it replaced, and its int8 artifacts run faster than fp32.
+        "student": "patch-resnet",
+        "width": 48,
+        "size": 256,
+        "size_schedule": [[128, 0.67, 8]],
         "steps": 600,
-        "batch": 8,
+        "batch": 4,
         "pool_size": 96,
         "lr": 3e-3,
         "warmup_steps": 20,

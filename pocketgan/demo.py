@@ -130,6 +130,7 @@ def _distill_quick(config: DemoConfig, out: Path) -> str:
         out=str(run_dir),
         steps=config.quick_steps,
         size=config.quick_size,
+        size_schedule=() if config.quick_size else None,  # a smaller size given: train at it only
         cache_dir=str(out / "teacher-cache"),
         progress=config.progress,
     )
@@ -234,7 +235,7 @@ def summarize(report: dict, out: Path) -> list[str]:
     help="The full-recipe student checkpoint to show beside the live one.",
 )
 @click.option("--quick-steps", type=int, default=None, help="Override the quick preset's step count.")
-@click.option("--quick-size", type=int, default=None, help="Override the quick preset's training size.")
+@click.option("--quick-size", type=int, default=None, help="Train the quick student at this size only.")
 @click.option("--iterations", default=20, show_default=True, help="Timed iterations per artifact.")
 @click.option("--threads", default=2, show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bars (CI logs).")
