@@ -130,7 +130,7 @@ def _distill_quick(config: DemoConfig, out: Path) -> str:
         out=str(run_dir),
         steps=config.quick_steps,
         size=config.quick_size,
-        size_schedule=() if config.quick_size else None,  # a smaller size given: train at it only
+        size_schedule=() if config.quick_size else None,  # a size given: train at it only
         cache_dir=str(out / "teacher-cache"),
         progress=config.progress,
     )

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,9 @@ def test_demo_contracts(demo_run):
     assert {"onnx", "tflite", "coreml"} <= formats
     names = {Path(row["path"]).name.split(".")[0] for row in report["artifacts"]}
     assert {"shipped", "quick", "teacher"} <= names
+    quick = tomllib.loads((out / "quick-run" / "config.toml").read_text())
+    # --quick-size trains at that size only: no 128 px phase from the preset
+    assert (quick["size"], quick["size_schedule"]) == (64, [])
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html
     manifests = sorted((out / "artifacts").glob("*.manifest.json"))
