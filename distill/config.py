@@ -126,8 +126,15 @@ class DistillConfig:
         for name in ("lr", "discriminator_lr"):
             if not getattr(self, name) > 0:
                 raise UsageError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        unit = ("synthetic_fraction", "portrait_fraction", "lr_min_ratio", "adversarial_from", "ema_decay")
-        for name in (*unit, "average_from"):
+        fractions = (
+            "synthetic_fraction",
+            "portrait_fraction",
+            "lr_min_ratio",
+            "adversarial_from",
+            "ema_decay",
+            "average_from",
+        )
+        for name in fractions:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UsageError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         for name in ("augment_strength", "weight_decay", "grad_clip", "feature_weight", "adversarial_weight"):
