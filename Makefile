@@ -34,7 +34,7 @@ bench: install
 
 student: install
 	$(BIN)/pocketgan distill --config recipes/vintage.toml --out runs/vintage-student --resume
-	$(BIN)/python -m distill.ship runs/vintage-student pocketgan/zoo/vintage-mobile
+	$(BIN)/python -m pocketgan.distill.ship runs/vintage-student pocketgan/zoo/vintage-mobile
 
 lint: install
 	$(BIN)/ruff check .

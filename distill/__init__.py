@@ -5,8 +5,8 @@ Public API: `distill(config) -> DistillResult`, `DistillConfig`, `resolve_config
 Example: pocketgan distill --preset quick --out runs/quick
 """
 
-from distill.config import DistillConfig, resolve_config
-from distill.teacher import Teacher, load_teacher
-from distill.trainer import DistillResult, distill
+from pocketgan.distill.config import DistillConfig, resolve_config
+from pocketgan.distill.teacher import Teacher, load_teacher
+from pocketgan.distill.trainer import DistillResult, distill
 
 __all__ = ["DistillConfig", "DistillResult", "Teacher", "distill", "load_teacher", "resolve_config"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from distill.config import PRESETS
+from pocketgan.distill.config import PRESETS
 
 EPILOG = """\b
 Examples:
@@ -69,8 +69,8 @@ def distill_command(resume, config_file, preset, json_file, **flags):
     without looking at the held-out images) and samples/step_NNNNNN.png (input | teacher | student |
     amplified difference).
     """
-    from distill.config import resolve_config
-    from distill.trainer import distill
+    from pocketgan.distill.config import resolve_config
+    from pocketgan.distill.trainer import distill
 
     overrides = {key: value for key, value in flags.items() if value is not None}
     config = resolve_config(config_file, preset, **overrides)

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from distill.config import DistillConfig
+from pocketgan.distill.config import DistillConfig
 from pocketgan.errors import UsageError
 
 

@@ -51,7 +51,7 @@ def evaluate_student(
 
 def student_checkpoint(config, student: torch.nn.Module, metrics: dict[str, Any]) -> dict[str, Any]:
     """The best.pt payload (pocketgan/checkpoint.py format) for a student trained with `config`."""
-    from distill.runfolder import json_safe
+    from pocketgan.distill.runfolder import json_safe
 
     return {
         "student": config.student,

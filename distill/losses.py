@@ -18,7 +18,7 @@ from pocketgan.errors import UsageError
 
 def build_pixel_loss(weights: dict[str, float]) -> nn.Module:
     """`PixelLoss(**weights)`, with a UsageError naming the accepted weights when a name is unknown."""
-    from distill.pixel_losses import PixelLoss
+    from pocketgan.distill.pixel_losses import PixelLoss
 
     accepted = [
         name

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from distill.config import DistillConfig
-from distill.losses import FeatureAdapters, feature_channels
-from distill.teacher import Teacher, find_module
+from pocketgan.distill.config import DistillConfig
+from pocketgan.distill.losses import FeatureAdapters, feature_channels
+from pocketgan.distill.teacher import Teacher, find_module
 from pocketgan.errors import UsageError
 
 

@@ -2,7 +2,7 @@
 
 The student is average.pt when the run averaged weights (its recipe set average_every), else best.pt.
 
-Example: python -m distill.ship runs/vintage-student pocketgan/zoo/vintage-mobile
+Example: python -m pocketgan.distill.ship runs/vintage-student pocketgan/zoo/vintage-mobile
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ PROVENANCE = {"config.toml": "config.toml", "metrics.jsonl": "metrics.jsonl"}
 
 def ship(run_dir: str | Path, zoo_dir: str | Path) -> list[Path]:
     """Copy a run's student and its provenance into `zoo_dir`; the checkpoint is verified first."""
-    from distill.runfolder import AVERAGE_CHECKPOINT, BEST_CHECKPOINT
     from pocketgan.checkpoint import load_student
+    from pocketgan.distill.runfolder import AVERAGE_CHECKPOINT, BEST_CHECKPOINT
     from pocketgan.manifest import atomic_path
 
     run_dir, zoo_dir = Path(run_dir), Path(zoo_dir)
@@ -39,7 +39,7 @@ def ship(run_dir: str | Path, zoo_dir: str | Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distill.ship", description=ship.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pocketgan.distill.ship", description=ship.__doc__)
     parser.add_argument("run_dir", help="a finished run folder, e.g. runs/vintage-student")
     parser.add_argument("zoo_dir", help="the zoo folder, e.g. pocketgan/zoo/vintage-mobile")
     args = parser.parse_args(argv)

@@ -23,19 +23,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from distill import runfolder
-from distill.cache import TeacherOutputCache
-from distill.config import DistillConfig, save_resolved_config
-from distill.data import epoch_order, pool_seed, shard, training_pool
-from distill.distributed import DistributedContext, context_from_env
-from distill.heldout import evaluate_student, student_checkpoint
-from distill.losses import (
+from pocketgan.distill import runfolder
+from pocketgan.distill.cache import TeacherOutputCache
+from pocketgan.distill.config import DistillConfig, save_resolved_config
+from pocketgan.distill.data import epoch_order, pool_seed, shard, training_pool
+from pocketgan.distill.distributed import DistributedContext, context_from_env
+from pocketgan.distill.heldout import evaluate_student, student_checkpoint
+from pocketgan.distill.losses import (
     build_pixel_loss,
     discriminator_input,
     discriminator_loss,
     generator_adversarial_loss,
 )
-from distill.parts import (
+from pocketgan.distill.parts import (
     build_adapters,
     build_discriminator,
     build_student,
@@ -43,7 +43,7 @@ from distill.parts import (
     student_forward,
     teacher_features,
 )
-from distill.teacher import Teacher, load_teacher
+from pocketgan.distill.teacher import Teacher, load_teacher
 from pocketgan.errors import CheckFailed, UsageError
 
 log = logging.getLogger(__name__)

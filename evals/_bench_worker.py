@@ -1,6 +1,6 @@
 """Time one artifact in this (fresh) process and print one JSON line; `evals.bench` runs it (torch-free).
 
-Example: python -m evals._bench_worker dist/student.fp32.onnx --threads 2 --warmup 5 --iterations 50
+Example: python -m pocketgan.evals._bench_worker dist/student.fp32.onnx --threads 2 --warmup 5 --iterations 50
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def measure(path: str, threads: int, warmup: int, iterations: int, backend: str 
     invoke: image pre/post-processing is not the artifact's cost (tests/runtime/runtime_overhead_bench.py
     measures that).
     """
-    import runtime
+    from pocketgan import runtime
 
     rss_before = _rss_mb("VmRSS")
     start = time.perf_counter()
@@ -73,7 +73,7 @@ def measure(path: str, threads: int, warmup: int, iterations: int, backend: str 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals._bench_worker")
+    parser = argparse.ArgumentParser(prog="python -m pocketgan.evals._bench_worker")
     parser.add_argument("model")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=5)

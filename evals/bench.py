@@ -1,6 +1,6 @@
 """Latency and memory of exported artifacts, each measured in a fresh subprocess (torch-free).
 
-Each model runs in its own `python -m evals._bench_worker` so memory, thread pools and caches never
+Each model runs in its own `python -m pocketgan.evals._bench_worker` so memory, thread pools and caches never
 leak from one model into the next: load time, first run, then p50/p90/p99/mean over the iterations
 after a warmup, the process's peak RSS and the model's size on disk. A run is the engine on the model's
 native input (`Session.run_array`, like an on-device invoke), without the image pre/post-processing.
@@ -83,7 +83,7 @@ def spread_note(latency: dict[str, float]) -> str | None:
 
 def bench_one(model: str | os.PathLike, config: BenchConfig) -> dict[str, Any]:
     """One row: the worker's measurements plus file size and manifest facts."""
-    from evals.common import artifact_format
+    from pocketgan.evals.common import artifact_format
 
     path = Path(model)
     if not path.exists():
@@ -104,7 +104,14 @@ def bench_one(model: str | os.PathLike, config: BenchConfig) -> dict[str, Any]:
 
 
 def _run_worker(path: Path, config: BenchConfig) -> dict[str, Any]:
-    command = [sys.executable, "-m", "evals._bench_worker", str(path), "--threads", str(config.threads)]
+    command = [
+        sys.executable,
+        "-m",
+        "pocketgan.evals._bench_worker",
+        str(path),
+        "--threads",
+        str(config.threads),
+    ]
     command += [
         "--warmup",
         str(config.warmup),

@@ -29,7 +29,7 @@ def bench_command(models, threads, warmup, iterations, backend, size, json_path)
       pocketgan bench dist/student.fp32.onnx dist/student.int8.tflite --threads 2
       pocketgan bench dist/*.onnx --iterations 100 --json build/bench.json
     """
-    from evals.bench import BenchConfig, bench, format_table
+    from pocketgan.evals.bench import BenchConfig, bench, format_table
 
     result = bench(list(models), BenchConfig(threads, warmup, iterations, backend=backend, size=size))
     click.echo(format_table(result.rows))
@@ -68,7 +68,7 @@ def eval_command(artifacts, out, no_progress, **options):
       pocketgan eval --artifacts dist/ --out build/eval
       pocketgan eval --artifacts dist/ --size 128 --iterations 10 --data my_photos/
     """
-    from evals.evaluate import EvalConfig, evaluate
+    from pocketgan.evals.evaluate import EvalConfig, evaluate
 
     result = evaluate(EvalConfig(artifacts=artifacts, out=out, progress=not no_progress, **options))
     click.echo(Path(result.report_md).read_text())
@@ -108,7 +108,7 @@ def parity_command(artifacts, reference, min_psnr, junit, size, teacher, json_pa
       pocketgan parity --artifacts dist/ --junit build/parity.xml
       pocketgan parity --artifacts dist/ --reference teacher --min-psnr 24
     """
-    from evals.parity import ParityConfig, check_parity, format_table
+    from pocketgan.evals.parity import ParityConfig, check_parity, format_table
 
     config = ParityConfig(artifacts, reference, min_psnr, junit, size, teacher)
     result = check_parity(config)

@@ -84,7 +84,7 @@ def run_artifact(
     path: str | os.PathLike, images: list[np.ndarray], threads: int | None = None, backend: str | None = None
 ) -> ArtifactRun:
     """Run every image through the artifact; at its own size via `predict`, else via `run` (resizes)."""
-    import runtime
+    from pocketgan import runtime
 
     path = Path(path)
     result = ArtifactRun(path, read_manifest(path) if path.exists() else None)

@@ -75,9 +75,9 @@ def _teacher_section(config: EvalConfig, images: list[np.ndarray]):
     """Teacher outputs, params/MACs and torch latency (batch 1, fixed threads)."""
     import torch
 
-    from distill.teacher import load_teacher
-    from evals.common import torch_outputs
-    from evals.fidelity import model_cost
+    from pocketgan.distill.teacher import load_teacher
+    from pocketgan.evals.common import torch_outputs
+    from pocketgan.evals.fidelity import model_cost
     from pocketgan.flops import MAC_METHOD
     from pocketgan.images import to_float
 
@@ -105,7 +105,7 @@ class _SourceModels:
         self.costs: dict[tuple[str, int], dict[str, int]] = {}
 
     def get(self, manifest, artifact: Path):
-        from evals.common import load_source_student, torch_outputs
+        from pocketgan.evals.common import load_source_student, torch_outputs
 
         key = str(((manifest or {}).get("source") or {}).get("checkpoint"))
         if key not in self.cache:
@@ -115,7 +115,7 @@ class _SourceModels:
         return self.cache[key]
 
     def cost(self, key: str, model, size: int) -> dict[str, int]:
-        from evals.fidelity import model_cost
+        from pocketgan.evals.fidelity import model_cost
 
         if (key, size) not in self.costs:
             self.costs[(key, size)] = model_cost(model, size)
@@ -123,7 +123,7 @@ class _SourceModels:
 
 
 def _empty_row(path: Path, manifest: dict | None, threads: int) -> dict[str, Any]:
-    from evals.common import artifact_format
+    from pocketgan.evals.common import artifact_format
 
     source = (manifest or {}).get("source") or {}
     kind = source.get("kind", "student")
@@ -157,9 +157,9 @@ def _evaluate_artifact(
     path, config, images, names, teacher, teacher_outputs, sources
 ) -> tuple[dict, list | None]:
     """One eval.json artifact row, and the artifact's outputs (None when it could not run)."""
-    from evals.bench import BenchConfig, bench_one
-    from evals.common import manifest_size, run_artifact
-    from evals.fidelity import compare_images, frechet_distance, lpips_distance
+    from pocketgan.evals.bench import BenchConfig, bench_one
+    from pocketgan.evals.common import manifest_size, run_artifact
+    from pocketgan.evals.fidelity import compare_images, frechet_distance, lpips_distance
 
     run = run_artifact(path, images, threads=config.threads)
     row = _empty_row(Path(path), run.manifest, config.threads)
@@ -208,9 +208,9 @@ def evaluate(config: EvalConfig) -> EvalResult:
     """Run every artifact under config.artifacts on the eval images; write eval.json and the reports."""
     from tqdm import tqdm
 
-    from evals.common import eval_images, find_artifacts
-    from evals.fidelity import UNAVAILABLE_WEIGHTS, compare_images, identity_baseline
-    from evals.report import write_reports
+    from pocketgan.evals.common import eval_images, find_artifacts
+    from pocketgan.evals.fidelity import UNAVAILABLE_WEIGHTS, compare_images, identity_baseline
+    from pocketgan.evals.report import write_reports
     from pocketgan.flops import MAC_METHOD
     from pocketgan.images import to_float
 
@@ -267,7 +267,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
 
 def _other_backend_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for the other backends that take this artifact but cannot run here (e.g. Core ML off macOS)."""
-    from runtime.base import backend_status, backends_for
+    from pocketgan.runtime.base import backend_status, backends_for
 
     if row["status"] != "ok":
         return []  # the artifact's own row already gives every backend's reason

@@ -67,8 +67,8 @@ class _References:
 
     def outputs(self, manifest: dict[str, Any] | None, artifact: Path, size: int):
         """(names, input images uint8, reference outputs float HxWx3) or a reason string."""
-        from evals.common import load_source_student, torch_outputs
         from pocketgan.data import heldout_images
+        from pocketgan.evals.common import load_source_student, torch_outputs
 
         source = (manifest or {}).get("source") or {}
         use_teacher = self.config.reference == "teacher" or source.get("kind") == "teacher"
@@ -88,7 +88,7 @@ class _References:
 
     def _teacher(self):
         if self.teacher is None:
-            from distill.teacher import load_teacher
+            from pocketgan.distill.teacher import load_teacher
 
             self.teacher = load_teacher(self.config.teacher)
         return self.teacher
@@ -101,7 +101,7 @@ def _number(value: Any) -> float:
 
 def _judge(outputs, references, precision: str, min_psnr: float | None) -> dict[str, Any]:
     """Per-image comparison; the artifact passes only if every image passes."""
-    from evals.fidelity import max_abs, psnr
+    from pocketgan.evals.fidelity import max_abs, psnr
 
     per_image = []
     for out, ref in zip(outputs, references, strict=True):
@@ -116,7 +116,7 @@ def _judge(outputs, references, precision: str, min_psnr: float | None) -> dict[
                 }
             )
             continue
-        from export.parity import THRESHOLDS, compare
+        from pocketgan.export.parity import THRESHOLDS, compare
 
         if precision not in THRESHOLDS:
             raise UsageError(f"no parity threshold for precision {precision!r}; pass --min-psnr")
@@ -134,7 +134,7 @@ def _judge(outputs, references, precision: str, min_psnr: float | None) -> dict[
 
 def check_artifact(path: Path, config: ParityConfig, references: _References) -> dict[str, Any]:
     """One gate row: status passed | failed | skipped (backend unavailable) | error (cannot check)."""
-    from evals.common import artifact_format, manifest_size, run_artifact
+    from pocketgan.evals.common import artifact_format, manifest_size, run_artifact
     from pocketgan.manifest import read_manifest
 
     start = time.perf_counter()
@@ -191,7 +191,7 @@ def _text(value: Any, spec: str) -> str:
 
 def check_parity(config: ParityConfig) -> ParityResult:
     """Check every artifact under config.artifacts; write JUnit XML when config.junit is set."""
-    from evals.common import find_artifacts
+    from pocketgan.evals.common import find_artifacts
 
     paths = find_artifacts(config.artifacts)
     if config.reference == "teacher" and config.min_psnr is None:

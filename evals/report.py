@@ -124,7 +124,7 @@ def charts(report: dict[str, Any]) -> dict[str, str]:
 
 def image_grid(report: dict[str, Any], pictures: dict[str, list[np.ndarray]]) -> list[dict[str, Any]]:
     """Per image: columns (label, PNG, diff-map PNG or None, PSNR vs teacher)."""
-    from evals.fidelity import psnr
+    from pocketgan.evals.fidelity import psnr
 
     teacher = pictures["teacher"]
     grid = []

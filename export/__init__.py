@@ -1,6 +1,6 @@
 """Export and quantization to ONNX, Core ML and TFLite, with a manifest and a parity check per artifact.
 
-    from export import export, ExportConfig
+    from pocketgan.export import export, ExportConfig
     result = export("runs/quick/best.pt", ExportConfig(formats=("onnx", "tflite"), precisions=("fp32", "int8")))
 
 (Importing this package does not import torch; export/parity.py is torch-free for evals.)
@@ -8,8 +8,8 @@
 Example: pocketgan export runs/quick/best.pt --format all --precision all --out dist/
 """
 
-from export import coreml_exporter, onnx_exporter, tflite_exporter  # noqa: F401  (register the exporters)
-from export.base import (
+from pocketgan.export import coreml_exporter, onnx_exporter, tflite_exporter  # noqa: F401  (register the exporters)
+from pocketgan.export.base import (
     PRECISIONS,
     ArtifactResult,
     ExportConfig,
@@ -18,12 +18,12 @@ from export.base import (
     register_exporter,
     registered_exporters,
 )
-from export.pipeline import export
+from pocketgan.export.pipeline import export
 
 
 def exportability(model, size: int = 256) -> dict[str, str]:
     """{format: "ok" | why not} per registered exporter: an op check and availability, no conversion."""
-    from export.prepare import exportability as check
+    from pocketgan.export.prepare import exportability as check
 
     return check(model, size)
 

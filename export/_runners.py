@@ -19,7 +19,7 @@ def predict(path: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
 
 def predict_traced(path: Path, x: np.ndarray) -> tuple[np.ndarray, str, str | None]:
     """Like `predict`, plus the first op whose output went inf/NaN where the engine can tell (Core ML reference)."""
-    import runtime
+    from pocketgan import runtime
 
     with runtime.load(path, threads=2) as session:
         output = session.predict(x)

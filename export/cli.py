@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from export.base import ExportConfig
 from pocketgan.errors import ParityError, PocketGANError, UnsupportedOpError, UsageError
+from pocketgan.export.base import ExportConfig
 
 FORMATS = ("onnx", "coreml", "tflite")
 PRECISION_CHOICES = ("fp32", "fp16", "int8", "w8", "p6")
@@ -76,7 +76,7 @@ def export_command(
       pocketgan export runs/quick/best.pt --format all --precision all --out dist/
       pocketgan export vintage --format onnx,tflite --precision fp32 --out dist/
     """
-    from export import export
+    from pocketgan.export import export
 
     config = ExportConfig(
         formats=_split(formats, FORMATS, "format"),

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from export.base import Exporter, Prepared, library_missing, register_exporter
+from pocketgan.export.base import Exporter, Prepared, library_missing, register_exporter
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 
 log = logging.getLogger(__name__)

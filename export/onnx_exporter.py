@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from export.base import Exporter, Prepared, library_missing, register_exporter
+from pocketgan.export.base import Exporter, Prepared, library_missing, register_exporter
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class OnnxExporter(Exporter):
 def _export_fp32(prepared: Prepared, path: Path) -> None:
     import torch
 
-    from export.prepare import ChannelsLast
+    from pocketgan.export.prepare import ChannelsLast
 
     x = torch.zeros(1, prepared.size, prepared.size, 3)
     with torch.no_grad():
@@ -113,7 +113,7 @@ def _quantize_int8(fp32_path: Path, prepared: Prepared):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from export.prepare import nhwc_calibration
+    from pocketgan.export.prepare import nhwc_calibration
 
     pre = fp32_path.with_name(fp32_path.stem + ".pre.onnx")
     out = fp32_path.with_name(fp32_path.stem + ".int8.onnx")

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from export.base import ArtifactResult, ExportConfig, ExportResult, Prepared, get_exporter, quiet
-from export.parity import compare, threshold_text
 from pocketgan.errors import ModelLoadError, PocketGANError, UnsupportedOpError, UsageError
+from pocketgan.export.base import ArtifactResult, ExportConfig, ExportResult, Prepared, get_exporter, quiet
+from pocketgan.export.parity import compare, threshold_text
 from pocketgan.manifest import (
     atomic_path,
     library_versions,
@@ -112,7 +112,7 @@ def _reference(model, size: int) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def export(source: str, config: ExportConfig | None = None) -> ExportResult:
     """Export `source` (a student checkpoint .pt or a model spec such as "vintage") per `config`."""
-    from export.prepare import check_ops, prepare_model
+    from pocketgan.export.prepare import check_ops, prepare_model
 
     config = config or ExportConfig()
     started = time.perf_counter()
@@ -209,7 +209,7 @@ def _parity(fmt: str, path: Path, precision: str, reference) -> dict[str, Any]:
     names, x, y_ref = reference
     entry["images"] = names
     try:
-        from export._runners import predict_traced
+        from pocketgan.export._runners import predict_traced
 
         y, verified_by, first_nonfinite = predict_traced(path, x)
     except Exception as exc:

@@ -90,7 +90,7 @@ def check_ops(model: nn.Module, fmt: str) -> None:
 
 def exportability(model: nn.Module, size: int = 256) -> dict[str, str]:
     """{format: "ok" | why not} for every registered exporter: an op check and availability, no conversion."""
-    from export.base import registered_exporters
+    from pocketgan.export.base import registered_exporters
 
     verdicts = {}
     for fmt, exporter in registered_exporters().items():

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from export.base import Exporter, Prepared, library_missing, register_exporter
+from pocketgan.export.base import Exporter, Prepared, library_missing, register_exporter
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class TFLiteExporter(Exporter):
         return "ok"
 
     def export(self, prepared: Prepared, precision: str, path: Path) -> dict[str, Any]:
-        from export.prepare import rewrite_conv_transpose
+        from pocketgan.export.prepare import rewrite_conv_transpose
 
         model, rewritten = rewrite_conv_transpose(prepared.model)
         if rewritten:
@@ -106,8 +106,8 @@ def _convert_int8(model, prepared: Prepared, path: Path) -> str:
 def _quick_psnr(path: Path, model, prepared: Prepared) -> float:
     import torch
 
-    from export._runners import predict
-    from export.parity import psnr_db
+    from pocketgan.export._runners import predict
+    from pocketgan.export.parity import psnr_db
 
     x = prepared.calibration()[:2]
     with torch.no_grad():
@@ -119,7 +119,7 @@ def _nhwc(model, size: int):
     """`model` with NHWC input and output (the same permutes as litert_torch.to_channel_last_io)."""
     import torch
 
-    from export.prepare import ChannelsLast
+    from pocketgan.export.prepare import ChannelsLast
 
     return ChannelsLast(model).eval(), torch.zeros(1, size, size, 3)
 
@@ -139,7 +139,7 @@ def _convert_pt2e_int8(model, prepared: Prepared, path: Path) -> None:
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from export.prepare import float_only_types, nhwc_calibration
+    from pocketgan.export.prepare import float_only_types, nhwc_calibration
 
     wrapped, sample = _nhwc(model, prepared.size)
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
@@ -170,7 +170,7 @@ def _aeq_static_int8(base: Path, prepared: Prepared, path: Path, conv_only: bool
     """AI Edge Quantizer static int8: every op (int8 I/O), or convolutions only (float I/O)."""
     from ai_edge_quantizer import qtyping, quantizer, recipe
 
-    from export.prepare import nhwc_calibration
+    from pocketgan.export.prepare import nhwc_calibration
 
     name = _input_name(base)
     q = quantizer.Quantizer(str(base))

@@ -18,12 +18,30 @@ from pocketgan.errors import PocketGANError
 
 # verb -> "module:attribute" of a click.Command; the module is imported only when the verb runs.
 VERBS = {
-    "distill": ("distill.cli:distill_command", "Distill a GAN teacher into a small student generator."),
-    "export": ("export.cli:export_command", "Export a checkpoint to ONNX / Core ML / TFLite, with parity."),
-    "run": ("runtime.cli:run_command", "Run an exported artifact on photos and folders (torch-free)."),
-    "bench": ("evals.cli:bench_command", "Time artifacts: load, first run, p50/p90/p99, peak memory."),
-    "eval": ("evals.cli:eval_command", "Latency, memory and fidelity of every artifact vs the teacher."),
-    "parity": ("evals.cli:parity_command", "CI gate: every artifact vs its reference; JUnit output."),
+    "distill": (
+        "pocketgan.distill.cli:distill_command",
+        "Distill a GAN teacher into a small student generator.",
+    ),
+    "export": (
+        "pocketgan.export.cli:export_command",
+        "Export a checkpoint to ONNX / Core ML / TFLite, with parity.",
+    ),
+    "run": (
+        "pocketgan.runtime.cli:run_command",
+        "Run an exported artifact on photos and folders (torch-free).",
+    ),
+    "bench": (
+        "pocketgan.evals.cli:bench_command",
+        "Time artifacts: load, first run, p50/p90/p99, peak memory.",
+    ),
+    "eval": (
+        "pocketgan.evals.cli:eval_command",
+        "Latency, memory and fidelity of every artifact vs the teacher.",
+    ),
+    "parity": (
+        "pocketgan.evals.cli:parity_command",
+        "CI gate: every artifact vs its reference; JUnit output.",
+    ),
     "inspect": ("pocketgan.inspect:inspect_command", "Parameters, MACs, ops and exportability of a model."),
     "demo": ("pocketgan.demo:demo_command", "The whole pipeline on the embedded default teacher."),
 }

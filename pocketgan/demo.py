@@ -121,8 +121,8 @@ def demo(config: DemoConfig) -> DemoResult:
 
 
 def _distill_quick(config: DemoConfig, out: Path) -> str:
-    from distill.config import resolve_config
-    from distill.trainer import distill
+    from pocketgan.distill.config import resolve_config
+    from pocketgan.distill.trainer import distill
 
     run_dir = out / "quick-run"
     distill_config = resolve_config(
@@ -140,7 +140,7 @@ def _distill_quick(config: DemoConfig, out: Path) -> str:
 
 
 def _export(source: str, artifacts: Path, name: str, precisions, config: DemoConfig, formats) -> dict:
-    from export import ExportConfig, export
+    from pocketgan.export import ExportConfig, export
 
     result = export(
         source,
@@ -161,7 +161,7 @@ def _export(source: str, artifacts: Path, name: str, precisions, config: DemoCon
 
 
 def _parity(artifacts: Path, out: Path, config: DemoConfig) -> dict:
-    from evals.parity import ParityConfig, check_parity, format_table, junit_xml
+    from pocketgan.evals.parity import ParityConfig, check_parity, format_table, junit_xml
 
     result = check_parity(ParityConfig(artifacts=str(artifacts), reference="student", threads=config.threads))
     (out / "parity.xml").write_bytes(junit_xml(result))
@@ -170,7 +170,7 @@ def _parity(artifacts: Path, out: Path, config: DemoConfig) -> dict:
 
 
 def _eval(artifacts: Path, out: Path, config: DemoConfig) -> dict:
-    from evals.evaluate import EvalConfig, evaluate
+    from pocketgan.evals.evaluate import EvalConfig, evaluate
 
     result = evaluate(
         EvalConfig(

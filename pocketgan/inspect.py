@@ -35,7 +35,7 @@ def inspect_model(spec: str, size: int = 256, weights: str | None = None, **mode
 
 def _exportability(model, size: int) -> dict[str, str]:
     try:
-        from export import exportability
+        from pocketgan.export import exportability
     except ImportError:
         return {"onnx": "unknown", "coreml": "unknown", "tflite": "unknown"}
     return exportability(model, size)

@@ -1,6 +1,6 @@
 """Torch-free reference runtime: run an exported artifact (.onnx, .tflite, .mlpackage) on images.
 
-    import runtime
+    from pocketgan import runtime
     session = runtime.load("dist/student.fp32.onnx", threads=2)   # backend chosen by file type
     styled = session.run(photo)          # uint8 (H, W, 3) RGB in and out, at the photo's size
     y = session.predict(x)               # float32 (N, 3, H, W) in [-1, 1] at the model size
@@ -11,17 +11,17 @@ RGB), the one resize filter of every PocketGAN stage, so parity numbers mean the
 page-fault its resize buffers back in each call; process-wide, so opt-in (`pocketgan run` calls it).
 Backends register by name (`register_backend`); `available_backends()` says which can run here and why not.
 
-Example: python -c "import runtime; print(runtime.available_backends())"
+Example: python -c "from pocketgan import runtime; print(runtime.available_backends())"
 """
 
-from runtime.allocator import keep_freed_memory
-from runtime.base import (
+from pocketgan.runtime.allocator import keep_freed_memory
+from pocketgan.runtime.base import (
     Backend,
     TensorSpec,
     available_backends,
     register_backend,
 )
-from runtime.session import Session, load
+from pocketgan.runtime.session import Session, load
 
 __all__ = [
     "Backend",

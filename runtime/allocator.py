@@ -15,7 +15,7 @@ overhead bench do, and an application that times `Session.run` may. It does noth
 glibc's, or where the user already set these thresholds (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_,
 or malloc tunables in GLIBC_TUNABLES).
 
-Example: python -c "import runtime; print(runtime.keep_freed_memory())"
+Example: python -c "from pocketgan import runtime; print(runtime.keep_freed_memory())"
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ does, as one graph on its own thread pool).
 Optional backends that live in their own package (e.g. `runtime.coreml_reference`, which registers
 "coreml-reference") are imported on first use of the registry, never at `import runtime`.
 
-Example: python -c "import runtime; print(runtime.available_backends())"
+Example: python -c "from pocketgan import runtime; print(runtime.available_backends())"
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from pocketgan.errors import BackendUnavailable, UsageError
 log = logging.getLogger(__name__)
 
 # Packages that register extra backends when imported; missing ones are simply not offered.
-PLUGIN_MODULES = ("runtime.coreml_reference",)
+PLUGIN_MODULES = ("pocketgan.runtime.coreml_reference",)
 
 # dtype of an input that takes an image (Core ML ImageType) rather than a tensor.
 IMAGE_DTYPE = "image"
@@ -183,7 +183,7 @@ def unregister_backend(name: str) -> None:
 
 def _load_builtin_backends() -> None:
     # Importing the modules registers them; each imports its engine library lazily.
-    from runtime import coreml, litert, ort  # noqa: F401
+    from pocketgan.runtime import coreml, litert, ort  # noqa: F401
 
 
 def load_plugins() -> None:

@@ -97,7 +97,7 @@ def process(session, jobs: list[Job], outdir: Path, fmt: str, label, overwrite: 
     from tqdm import tqdm
 
     from pocketgan.images import load_image
-    from runtime.provenance import write_image
+    from pocketgan.runtime.provenance import write_image
 
     report = RunReport()
     progress = tqdm(jobs, desc="pocketgan run", unit="image", file=sys.stderr, disable=None)
@@ -125,7 +125,7 @@ def process(session, jobs: list[Job], outdir: Path, fmt: str, label, overwrite: 
 def _list_backends(ctx, param, value):
     if not value or ctx.resilient_parsing:
         return
-    import runtime
+    from pocketgan import runtime
 
     for name, status in runtime.available_backends().items():
         click.echo(f"{name}: {status}")
@@ -187,8 +187,8 @@ def run_command(ctx, model, inputs, outdir, backend, threads, providers, fmt, no
       pocketgan run dist/student.fp32.onnx photo.jpg -o out/
       pocketgan run dist/student.int8.tflite photos/ "more/*.png" -o out/ --threads 2 --format jpg
     """
-    import runtime
-    from runtime.provenance import ProvenanceLabel
+    from pocketgan import runtime
+    from pocketgan.runtime.provenance import ProvenanceLabel
 
     runtime.keep_freed_memory()  # the resize buffers of one photo are reused for the next, not re-faulted
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None

@@ -4,7 +4,7 @@ Elsewhere it reports "unavailable: Core ML prediction needs macOS"; `.mlpackage`
 "coreml-reference" backend (a numpy ML Program interpreter in runtime/coreml_reference/) if it is installed.
 `coreml_io_specs` and `coreml_embedded_manifest` read a model spec and work on any OS.
 
-Example: python -c "import runtime; print(runtime.available_backends()['coreml'])"
+Example: python -c "from pocketgan import runtime; print(runtime.available_backends()['coreml'])"
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 
 from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
-from runtime.base import IMAGE_DTYPE, Backend, TensorSpec, register_backend
+from pocketgan.runtime.base import IMAGE_DTYPE, Backend, TensorSpec, register_backend
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The "litert" backend: a .tflite model in the ai_edge_litert Interpreter (XNNPACK, the default delegate).
 
-Example: python -c "import runtime; print(runtime.load('dist/student.int8.tflite', threads=2).layout)"
+Example: python -c "from pocketgan import runtime; print(runtime.load('dist/student.int8.tflite', threads=2).layout)"
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY, parse_manifest
-from runtime.base import Backend, T, TensorSpec, register_backend
+from pocketgan.runtime.base import Backend, T, TensorSpec, register_backend
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The "onnxruntime" backend: CPU execution provider by default, others by name when the build has them.
 
-Example: python -c "import runtime; print(runtime.load('dist/student.fp32.onnx', threads=2).size)"
+Example: python -c "from pocketgan import runtime; print(runtime.load('dist/student.fp32.onnx', threads=2).size)"
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from pocketgan.errors import BackendUnavailable, ModelLoadError
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY, parse_manifest
-from runtime.base import Backend, PixelIO, T, TensorSpec, register_backend
+from pocketgan.runtime.base import Backend, PixelIO, T, TensorSpec, register_backend
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ embedded in the model file), or, without one, from the model's input shape: NCHW
 the last dim is 3, range [-1, 1]. Images are resized to the model size, and back to their own size,
 with `pocketgan.images.resize` (Pillow bicubic on uint8 RGB), the one filter used by every stage.
 
-Example: python -c "import runtime, numpy as np; s = runtime.load('dist/student.fp32.onnx');
+Example: python -c "import numpy as np; from pocketgan import runtime; s = runtime.load('dist/student.fp32.onnx');
                     print(s.run(np.zeros((480, 640, 3), np.uint8)).shape)"
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.images import resize, to_float, uint8_steps
 from pocketgan.manifest import read_manifest, sha256_file
-from runtime.base import IMAGE_DTYPE, Backend, PixelIO, TensorSpec, choose_backend
+from pocketgan.runtime.base import IMAGE_DTYPE, Backend, PixelIO, TensorSpec, choose_backend
 
 log = logging.getLogger(__name__)
 

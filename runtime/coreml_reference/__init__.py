@@ -8,8 +8,8 @@ Example: python -c "import numpy as np; from runtime.coreml_reference import run
 print(run_program('dist/student.fp16.mlpackage', {'input': np.zeros((1, 256, 256, 3), np.uint8)}))"
 """
 
-from runtime.coreml_reference.backend import VERIFIED_BY, VERSION, CoreMLReferenceBackend
-from runtime.coreml_reference.interpreter import (
+from pocketgan.runtime.coreml_reference.backend import VERIFIED_BY, VERSION, CoreMLReferenceBackend
+from pocketgan.runtime.coreml_reference.interpreter import (
     Interpreter,
     RunResult,
     ShapeMismatchError,
@@ -17,7 +17,7 @@ from runtime.coreml_reference.interpreter import (
     run_program,
     supported_ops,
 )
-from runtime.coreml_reference.program import Program, load_program
+from pocketgan.runtime.coreml_reference.program import Program, load_program
 
 __version__ = VERSION
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pocketgan.errors import UsageError
-from runtime.base import IMAGE_DTYPE, Backend, register_backend
+from pocketgan.runtime.base import IMAGE_DTYPE, Backend, register_backend
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ class CoreMLReferenceBackend(Backend):
         return "ok"
 
     def __init__(self, path: Path, threads: int | None = None, providers: Sequence[str] | None = None):
-        from runtime.coreml import coreml_embedded_manifest, coreml_io_specs
-        from runtime.coreml_reference.interpreter import load_interpreter
+        from pocketgan.runtime.coreml import coreml_embedded_manifest, coreml_io_specs
+        from pocketgan.runtime.coreml_reference.interpreter import load_interpreter
 
         if providers:
             raise UsageError("providers apply to the onnxruntime backend only")

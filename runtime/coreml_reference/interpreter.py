@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from pocketgan.errors import UnsupportedOpError, UsageError
-from runtime.coreml_reference import ops_nn, ops_tensor  # noqa: F401  (register the op implementations)
-from runtime.coreml_reference.program import Binding, Program, ValueType, decode_value, load_program
-from runtime.coreml_reference.registry import OPS
+from pocketgan.runtime.coreml_reference import ops_nn, ops_tensor  # noqa: F401  (register the op implementations)
+from pocketgan.runtime.coreml_reference.program import Binding, Program, ValueType, decode_value, load_program
+from pocketgan.runtime.coreml_reference.registry import OPS
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Convolutions run as matrix products (im2col, or one product per kernel tap when 
 large); depthwise convolutions as per-tap multiply-adds.
 
 Example: python -c "import numpy as np; from runtime.coreml_reference.registry import OPS;
-import runtime.coreml_reference; print(OPS['conv']({'x': np.ones((1, 2, 4, 4), np.float32),
+import pocketgan.runtime.coreml_reference; print(OPS['conv']({'x': np.ones((1, 2, 4, 4), np.float32),
 'weight': np.ones((3, 2, 3, 3), np.float32), 'pad_type': 'same'}).shape)"
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.coreml_reference.registry import get, ints, op
+from pocketgan.runtime.coreml_reference.registry import get, ints, op
 
 # Above this many unfolded input elements, a conv accumulates one matrix product per kernel tap instead.
 IM2COL_MAX_ELEMENTS = 16 * 1024 * 1024

@@ -1,7 +1,7 @@
 """Elementwise, tensor-shaping and weight-decompression ops of ML Programs, in numpy.
 
 Example: python -c "import numpy as np; from runtime.coreml_reference.registry import OPS;
-import runtime.coreml_reference; print(OPS['pad']({'x': np.eye(2), 'pad': np.array([1, 1]), 'mode': 'reflect'}))"
+import pocketgan.runtime.coreml_reference; print(OPS['pad']({'x': np.eye(2), 'pad': np.array([1, 1]), 'mode': 'reflect'}))"
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.coreml_reference.registry import get, ints, op
+from pocketgan.runtime.coreml_reference.registry import get, ints, op
 
 # ---- elementwise -------------------------------------------------------------------------------------------
 
@@ -330,7 +330,7 @@ def _constexpr_blockwise_shift_scale(a: dict[str, Any]) -> np.ndarray:
 
 @op("constexpr_lut_to_dense")
 def _constexpr_lut_to_dense(a: dict[str, Any]) -> np.ndarray:
-    from runtime.coreml_reference.program import unpack_bits
+    from pocketgan.runtime.coreml_reference.program import unpack_bits
 
     lut, indices = a["lut"], a["indices"]
     if "shape" in a:  # iOS16: one flat LUT, indices packed into uint8 bytes

@@ -11,7 +11,13 @@ import pytest
 from coreml_nets import IMAGE_SCALE, Overflow, TinyGenerator, seeded, torch_reference
 
 from pocketgan.errors import UnsupportedOpError
-from runtime.coreml_reference import VERIFIED_BY, load_interpreter, load_program, run_program, supported_ops
+from pocketgan.runtime.coreml_reference import (
+    VERIFIED_BY,
+    load_interpreter,
+    load_program,
+    run_program,
+    supported_ops,
+)
 
 pytestmark = pytest.mark.coreml
 
@@ -98,7 +104,7 @@ def test_fp16_overflow_is_caught_and_named(overflow_models):
 
 
 def test_backend_registered_and_runs_session(tiny_models, photo_batch):
-    import runtime
+    from pocketgan import runtime
 
     assert runtime.available_backends()["coreml-reference"] == "ok"
     pixels, x = photo_batch
@@ -139,7 +145,7 @@ def test_imports_and_runs_without_torch(tiny_models, photo_batch, block_torch):
     code = block_torch + textwrap.dedent(
         f"""
         import numpy as np
-        import runtime.coreml_reference as ref
+        import pocketgan.runtime.coreml_reference as ref
         assert "coremltools" not in sys.modules, "coremltools must be imported lazily"
         pixels = np.load({str(tiny_models["fp32"].parent / "pixels.npy")!r})
         out = ref.run_program({str(tiny_models["fp32"])!r}, {{"input": pixels}})

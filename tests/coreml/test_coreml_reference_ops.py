@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from runtime.coreml_reference import load_interpreter, run_program, supported_ops
+from pocketgan.runtime.coreml_reference import load_interpreter, run_program, supported_ops
 
 ct = pytest.importorskip("coremltools")
 from coremltools.converters.mil import Builder as mb  # noqa: E402

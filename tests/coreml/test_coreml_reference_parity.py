@@ -3,7 +3,7 @@
 import pytest
 from coreml_nets import Overflow, seeded
 
-from export import ExportConfig, export
+from pocketgan.export import ExportConfig, export
 
 pytestmark = pytest.mark.coreml
 
@@ -25,7 +25,7 @@ def test_fp16_overflow_fails_parity_naming_the_first_nonfinite_op(tmp_path):
 
 
 def test_parity_gate_names_the_first_nonfinite_op(tmp_path):
-    from evals.parity import ParityConfig, check_parity
+    from pocketgan.evals.parity import ParityConfig, check_parity
 
     config = ExportConfig(formats=("coreml",), precisions=("fp16",), size=32, out=str(tmp_path))
     export(f"{__name__}:overflow_factory", config)

@@ -7,7 +7,7 @@ import pytest
 from coreml_nets import convert, torch_reference
 
 from pocketgan.errors import ModelLoadError
-from runtime.coreml_reference import run_program
+from pocketgan.runtime.coreml_reference import run_program
 
 pytestmark = [pytest.mark.coreml, pytest.mark.slow]
 

@@ -44,7 +44,7 @@ def recipe(tmp_path):
 @pytest.fixture
 def tiny_config(tmp_path):
     """A DistillConfig for seconds-long runs: 32 px, tiny student and teacher, cache in tmp."""
-    from distill.config import DistillConfig
+    from pocketgan.distill.config import DistillConfig
 
     def make(**changes):
         values = dict(

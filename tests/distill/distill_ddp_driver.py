@@ -28,7 +28,7 @@ def recording_atomic_path(final):
 
 manifest.atomic_path = recording_atomic_path
 
-import distill.runfolder as runfolder  # noqa: E402  (after the patch, on purpose)
+import pocketgan.distill.runfolder as runfolder  # noqa: E402  (after the patch, on purpose)
 
 _real_append = runfolder.append_metrics
 

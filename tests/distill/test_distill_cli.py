@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from distill.runfolder import read_metrics
 from pocketgan.cli import main
+from pocketgan.distill.runfolder import read_metrics
 
 
 def run_cli(args, capsys):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from distill.config import DistillConfig, read_toml, resolve_config, save_resolved_config
+from pocketgan.distill.config import DistillConfig, read_toml, resolve_config, save_resolved_config
 from pocketgan.errors import UsageError
 
 

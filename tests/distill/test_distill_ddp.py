@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.runfolder import read_metrics
+from pocketgan.distill.runfolder import read_metrics
 
 
 @pytest.mark.ddp

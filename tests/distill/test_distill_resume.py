@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from distill import distill
-from distill.runfolder import read_metrics
 from pocketgan.checkpoint import load_checkpoint
+from pocketgan.distill import distill
+from pocketgan.distill.runfolder import read_metrics
 from pocketgan.errors import ModelLoadError
 
 

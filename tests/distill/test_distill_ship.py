@@ -1,10 +1,10 @@
-"""`python -m distill.ship RUN_DIR ZOO_DIR` copies the student (as student.pt), config.toml, metrics.jsonl."""
+"""`python -m pocketgan.distill.ship RUN_DIR ZOO_DIR` copies the student (as student.pt), config.toml, metrics.jsonl."""
 
 import torch
 
-from distill import distill
-from distill.ship import main
 from pocketgan.checkpoint import load_student
+from pocketgan.distill import distill
+from pocketgan.distill.ship import main
 
 
 def test_ship_copies_a_finished_run_into_the_zoo(tiny_config, tmp_path, capsys):

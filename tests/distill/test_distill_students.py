@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distill.pixel_losses import PixelLoss, ssim
+from pocketgan.distill.pixel_losses import PixelLoss, ssim
 from pocketgan.flops import count_macs
 from pocketgan.models import available, build
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from distill_nets import tiny_teacher, write_onnx_teacher
 
-from distill import distill, load_teacher
+from pocketgan.distill import distill, load_teacher
 from pocketgan.errors import ModelLoadError, UsageError
 
 
@@ -40,7 +40,7 @@ def test_teacher_hash_is_stable_and_tracks_weights():
     assert first.hash == second.hash
     with torch.no_grad():
         second.module.grade.bias.add_(1.0)
-    from distill.teacher import state_dict_sha256
+    from pocketgan.distill.teacher import state_dict_sha256
 
     assert state_dict_sha256(first.module) != state_dict_sha256(second.module)
 

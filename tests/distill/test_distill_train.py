@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from distill import distill
-from distill.cache import TeacherOutputCache
-from distill.runfolder import read_metrics
 from pocketgan.checkpoint import load_checkpoint, load_student
+from pocketgan.distill import distill
+from pocketgan.distill.cache import TeacherOutputCache
+from pocketgan.distill.runfolder import read_metrics
 
 
 def test_a_few_steps_lower_the_loss_and_write_the_run_folder(tiny_config):
@@ -40,7 +40,7 @@ def test_second_run_never_recomputes_the_teacher(tiny_config, tmp_path, monkeypa
         def __call__(self, x):
             raise AssertionError("teacher ran although its outputs were cached")
 
-    import distill.trainer as trainer
+    import pocketgan.distill.trainer as trainer
 
     original = trainer.load_teacher
 
@@ -75,7 +75,7 @@ def test_cache_keys_on_content_size_and_seed(tmp_path):
 
 
 def test_forced_nan_is_skipped_then_rolled_back_with_lower_lr(tiny_config, monkeypatch, caplog):
-    import distill.trainer as trainer
+    import pocketgan.distill.trainer as trainer
 
     real_build = trainer.build_pixel_loss
     calls = {"n": 0}
@@ -145,7 +145,7 @@ def test_user_photo_folder_is_the_training_data(tiny_config, tmp_path):
 
 
 def test_rollback_can_return_to_an_earlier_resolution_phase(tiny_config, monkeypatch):
-    import distill.trainer as trainer
+    import pocketgan.distill.trainer as trainer
 
     real_build = trainer.build_pixel_loss
     calls = {"n": 0}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evals.schema import missing_keys
+from pocketgan.evals.schema import missing_keys
 from pocketgan.manifest import REQUIRED_KEYS, read_manifest
 
 

@@ -75,7 +75,7 @@ def tiny_manifest(artifact, checkpoint, precision="fp32", kind="student") -> dic
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):
     """A checkpoint of the tiny student and its fp32 + fp16 ONNX artifacts, made once by `export.export`."""
-    from export import ExportConfig, export
+    from pocketgan.export import ExportConfig, export
 
     root = tmp_path_factory.mktemp("evals_tiny")
     torch.manual_seed(0)

@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from evals.bench import BenchConfig, latency_summary, spread_note
 from pocketgan.cli import main
+from pocketgan.evals.bench import BenchConfig, latency_summary, spread_note
 
 ROW_KEYS = {"model", "format", "precision", "backend", "threads", "size_bytes", "status"}
 MEASURED_KEYS = {"load_ms", "first_run_ms", "latency_ms", "peak_rss_mb", "rss_before_load_mb", "note"}
@@ -58,7 +58,8 @@ def test_bench_config_validates():
 def test_bench_modules_import_without_torch(block_torch):
     code = block_torch + textwrap.dedent(
         """
-        import evals.bench, evals._bench_worker, evals.cli, evals.schema, evals.common
+        import pocketgan.evals.bench, pocketgan.evals._bench_worker, pocketgan.evals.cli, pocketgan.evals.schema
+        import pocketgan.evals.common
         assert "torch" not in sys.modules
         print("ok")
         """

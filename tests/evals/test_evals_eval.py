@@ -3,10 +3,10 @@ import re
 
 import pytest
 
-import runtime
-from evals.schema import missing_keys
+from pocketgan import runtime
 from pocketgan.cli import main
 from pocketgan.errors import BackendUnavailable
+from pocketgan.evals.schema import missing_keys
 from pocketgan.manifest import write_manifest
 
 # ARCHITECTURE.md's eval.json contract, written out independently of evals/schema.py.
@@ -118,7 +118,7 @@ def test_schema_names_a_missing_key(eval_report):
 
 
 def test_an_mlpackage_row_gets_a_sibling_row_for_core_ml_when_it_cannot_run_here(eval_report):
-    from evals.evaluate import _other_backend_rows
+    from pocketgan.evals.evaluate import _other_backend_rows
 
     report = json.loads((eval_report / "eval.json").read_text())
     row = dict(

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from evals.fidelity import PSNR_CAP_DB, UNAVAILABLE_WEIGHTS, compare_images, lpips_distance, psnr, ssim
+from pocketgan.evals.fidelity import (
+    PSNR_CAP_DB,
+    UNAVAILABLE_WEIGHTS,
+    compare_images,
+    lpips_distance,
+    psnr,
+    ssim,
+)
 
 
 def test_psnr_matches_the_definition_on_the_minus_one_one_range():

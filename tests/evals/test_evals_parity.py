@@ -2,7 +2,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-import runtime
+from pocketgan import runtime
 from pocketgan.cli import main
 from pocketgan.errors import BackendUnavailable
 

@@ -11,7 +11,7 @@ TINY_SIZE = 32
 def tiny_export(tmp_path_factory):
     """ExportResult of every registered format and precision on the tiny student at 32 px."""
     pytest.importorskip("torch")
-    from export import PRECISIONS, ExportConfig, export, registered_exporters
+    from pocketgan.export import PRECISIONS, ExportConfig, export, registered_exporters
 
     out = tmp_path_factory.mktemp("export_matrix")
     config = ExportConfig(

@@ -45,8 +45,8 @@ def _onnx_variants(fp32_path, size, out):
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from export import ExportConfig
-    from export.pipeline import calibration_images
+    from pocketgan.export import ExportConfig
+    from pocketgan.export.pipeline import calibration_images
 
     calibration = calibration_images(ExportConfig(size=size, calibration_count=8))
     pre = out / "bench.pre.onnx"

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from export.parity import THRESHOLDS, compare
+from pocketgan.export.parity import THRESHOLDS, compare
 
 FORMATS = ("onnx", "coreml", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8", "w8", "p6")
@@ -34,8 +34,8 @@ def test_export_parity(artifact_of, fmt, precision):
 
 
 def test_every_exporter_and_precision_is_in_the_matrix():
-    from export import PRECISIONS as registered_precisions
-    from export import registered_exporters
+    from pocketgan.export import PRECISIONS as registered_precisions
+    from pocketgan.export import registered_exporters
 
     assert set(registered_exporters()) <= set(FORMATS), "add the new exporter to FORMATS"
     assert set(registered_precisions) <= set(PRECISIONS), "add the new precision to PRECISIONS"

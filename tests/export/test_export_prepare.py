@@ -5,7 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from export.prepare import CroppedConvTranspose2d, fold_batchnorm, rewrite_conv_transpose  # noqa: E402
+from pocketgan.export.prepare import CroppedConvTranspose2d, fold_batchnorm, rewrite_conv_transpose  # noqa: E402
 
 TRANSPOSES = [(3, 2, 1, 1), (3, 2, 1, 0), (4, 2, 1, 0), (5, 2, 2, 1), (3, 1, 1, 0)]
 
@@ -43,7 +43,7 @@ def test_batchnorm_folds_exactly():
 @pytest.mark.tflite
 def test_tflite_export_through_the_rewrite_matches_torch(tmp_path):
     pytest.importorskip("litert_torch")
-    from export import ExportConfig, export
+    from pocketgan.export import ExportConfig, export
 
     result = export(
         "export_nets:tiny_upsampler",
@@ -58,7 +58,7 @@ def test_tflite_export_through_the_rewrite_matches_torch(tmp_path):
 def test_exportability_names_the_op_and_layer():
     from export_nets import tiny_student, tiny_upsampler, with_recurrence
 
-    from export import exportability
+    from pocketgan.export import exportability
 
     verdicts = exportability(with_recurrence(), 32)
     assert set(verdicts) == {"onnx", "coreml", "tflite"}
@@ -111,8 +111,8 @@ def test_bad_format_and_precision_exit_2(capsys):
 
 
 def test_interrupted_export_leaves_no_finished_file(tmp_path, monkeypatch):
-    from export import ExportConfig, export
-    from export.onnx_exporter import OnnxExporter
+    from pocketgan.export import ExportConfig, export
+    from pocketgan.export.onnx_exporter import OnnxExporter
 
     def interrupted(self, prepared, precision, path):
         path.write_bytes(b"half a model")
@@ -130,7 +130,7 @@ def test_interrupted_export_leaves_no_finished_file(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_vintage_teacher_exports_to_onnx_and_tflite_with_fp32_parity(tmp_path):
-    from export import ExportConfig, export
+    from pocketgan.export import ExportConfig, export
 
     result = export(
         "vintage", ExportConfig(formats=("onnx", "tflite"), precisions=("fp32",), out=str(tmp_path))
@@ -144,7 +144,7 @@ def test_vintage_teacher_exports_to_onnx_and_tflite_with_fp32_parity(tmp_path):
 @pytest.mark.tflite
 def test_tflite_int8_of_a_colour_basis_passes_parity_and_names_its_method(tmp_path):
     pytest.importorskip("ai_edge_quantizer")
-    from export import ExportConfig, export
+    from pocketgan.export import ExportConfig, export
 
     result = export(
         "export_nets:colour_basis",
@@ -169,7 +169,7 @@ def test_parity_module_imports_without_torch():
 
 def test_float_only_layers_are_named_as_torch_export_records_them():
     """The int8 exporters exclude `float_only` layers by the type string torch.export records per node."""
-    from export.prepare import float_only_types
+    from pocketgan.export.prepare import float_only_types
     from pocketgan.models import build
 
     model = build("patch-resnet", width=8, context_width=8).eval()

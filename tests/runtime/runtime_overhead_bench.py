@@ -101,7 +101,7 @@ def _timed(function) -> float:
 
 
 def measure(path: Path, threads: int, iterations: int, size: int, block: int = 20, warmup: int = 8) -> dict:
-    import runtime
+    from pocketgan import runtime
     from pocketgan.data import heldout_images
     from pocketgan.images import resize
 
@@ -205,7 +205,7 @@ def main() -> None:
         help="kept: runtime.keep_freed_memory(), as `pocketgan run` (default); default: glibc's own.",
     )
     args = parser.parse_args()
-    import runtime
+    from pocketgan import runtime
 
     allocator = args.allocator
     if allocator == "kept" and not runtime.keep_freed_memory():

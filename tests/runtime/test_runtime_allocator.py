@@ -15,7 +15,7 @@ from runtime_testkit import REPO
 _PATTERN = textwrap.dedent(
     """
     import resource, sys
-    from runtime.allocator import keep_freed_memory
+    from pocketgan.runtime.allocator import keep_freed_memory
 
     kept = keep_freed_memory() if sys.argv[1] == "keep" else None
     def faults():

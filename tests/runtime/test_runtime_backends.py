@@ -5,9 +5,9 @@ import platform
 import numpy as np
 import pytest
 
-import runtime
+from pocketgan import runtime
 from pocketgan.errors import BackendUnavailable, UsageError
-from runtime import base, ort
+from pocketgan.runtime import base, ort
 
 
 class FakeImageBackend(runtime.Backend):

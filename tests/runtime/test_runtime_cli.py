@@ -8,7 +8,7 @@ from PIL import Image
 from runtime_testkit import copy_model, jpeg_xmp, png_xmp, upright_test_image, write_sidecar, xmp_fields
 
 import pocketgan
-import runtime
+from pocketgan import runtime
 from pocketgan.cli import main
 from pocketgan.images import load_image
 

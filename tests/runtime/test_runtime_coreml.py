@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from runtime_testkit import MODEL_SIZE, export_coreml_image_input, tiny_net
 
-import runtime
+from pocketgan import runtime
 from pocketgan.data import heldout_images
 from pocketgan.errors import ModelLoadError
 from pocketgan.images import to_nchw

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from runtime_testkit import MODEL_SIZE, copy_model, write_sidecar
 
-import runtime
+from pocketgan import runtime
 from pocketgan.data import heldout_images
 from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.images import resize, to_float, to_nchw, to_uint8
-from runtime import base
+from pocketgan.runtime import base
 
 FP32_MAX_ABS = 1e-3  # export parity threshold for fp32 (INTERFACES.md)
 
@@ -202,7 +202,7 @@ def test_embedded_onnx_manifest_is_read(tiny_onnx, tmp_path):
 
 @pytest.mark.tflite
 def test_embedded_tflite_manifest_is_read_and_applied(tiny_tflite, tmp_path):
-    from export.tflite_exporter import embed_metadata
+    from pocketgan.export.tflite_exporter import embed_metadata
 
     path = copy_model(tiny_tflite, tmp_path, "embedded.tflite")
     manifest = {"format": "tflite", "name": "embedded", "input": {"range": [0, 1]}}

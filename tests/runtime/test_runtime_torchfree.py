@@ -24,8 +24,8 @@ def test_runtime_api_without_torch(tiny_onnx, tiny_tflite, tmp_path, block_torch
     code = block_torch + textwrap.dedent(
         f"""
         import pocketgan.errors, pocketgan.images, pocketgan.manifest
-        import runtime
-        from runtime.provenance import ProvenanceLabel, write_image
+        from pocketgan import runtime
+        from pocketgan.runtime.provenance import ProvenanceLabel, write_image
 
         image = pocketgan.images.load_image({str(photo)!r})
         for model in ({str(tiny_onnx)!r}, {str(tiny_tflite)!r}):
