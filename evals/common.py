@@ -15,15 +15,14 @@ import numpy as np
 from pocketgan.errors import BackendUnavailable, ModelLoadError, UsageError
 from pocketgan.images import center_crop_square, load_images, resize, to_float, to_uint8
 from pocketgan.manifest import MANIFEST_SUFFIX, read_manifest
-
-FORMAT_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml"}
+from pocketgan.runtime.base import format_of
 
 
 def artifact_format(path: str | os.PathLike, manifest: dict[str, Any] | None = None) -> str:
-    """The artifact's format from its manifest, else from its file suffix."""
+    """The artifact's format from its manifest, else from its file suffix (the runtime backends' facts)."""
     if manifest and manifest.get("format"):
         return str(manifest["format"])
-    return FORMAT_BY_SUFFIX.get(Path(path).suffix.lower(), "unknown")
+    return format_of(path) or "unknown"
 
 
 def find_artifacts(directory: str | os.PathLike) -> list[Path]:

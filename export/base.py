@@ -1,6 +1,11 @@
-"""The export stage's one interface: config, result types and the exporter registry.
+"""The export stage's one interface: config, result types, the exporter registry and each format's facts.
 
-Example: python -c "from export import available_formats; print(available_formats())"
+An exporter class carries every fact about its format as class data: `name` (the format), `suffix`,
+`precisions` and `unsupported_precisions` (with the reason), `unsupported_ops`, and `unverified_reason`
+(why its artifacts may not be runnable for parity on some machines). The CLI, the parity matrix, inspect and
+demo read these facts from the registry; nothing else lists formats.
+
+Example: python -c "from pocketgan.export import available_formats; print(available_formats())"
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pocketgan.errors import UsageError
 
@@ -32,7 +37,7 @@ _EXPORTERS: dict[str, type[Exporter]] = {}
 class ExportConfig:
     """What to export and how; validated on construction and written into every manifest."""
 
-    formats: tuple[str, ...] = ("onnx", "coreml", "tflite")
+    formats: tuple[str, ...] = field(default_factory=lambda: tuple(_EXPORTERS))  # every registered format
     precisions: tuple[str, ...] = PRECISIONS
     size: int = 256
     out: str = "dist"
@@ -116,12 +121,50 @@ class Prepared:
     metadata: dict[str, Any]  # the manifest minus file-dependent keys, embedded where the format allows
 
 
-class Exporter(abc.ABC):
-    """Converts a prepared model to one format at one precision; `availability()` says if it can run here."""
+@dataclass(frozen=True)
+class UnsupportedOp:
+    """A layer a format's converter cannot take: `matches(module)` is true for it; `why` says so."""
 
-    name: str = ""
-    suffix: str = ""
-    libraries: tuple[str, ...] = ()
+    matches: Callable[[Any], bool]
+    why: str
+
+
+def _is_recurrent(module: Any) -> bool:
+    from torch import nn  # only called on torch modules; this module stays torch-free
+
+    return isinstance(module, nn.RNNBase)
+
+
+def _is_3d_convolution(module: Any) -> bool:
+    from torch import nn
+
+    return isinstance(module, (nn.Conv3d, nn.ConvTranspose3d))
+
+
+# Layers no format takes. Layers that an exporter rewrites itself (padded ConvTranspose2d for TFLite) are
+# not listed.
+ANY_FORMAT_UNSUPPORTED_OPS = (
+    UnsupportedOp(_is_recurrent, "recurrent layers are not exported (a generator runs per frame)"),
+    UnsupportedOp(_is_3d_convolution, "3-D convolutions are not supported"),
+)
+
+
+class Exporter(abc.ABC):
+    """Converts a prepared model to one format at one precision; `availability()` says if it can run here.
+
+    The class data below are the format's facts; `tests/export/test_export_registry.py` fails when a
+    registered exporter leaves one out.
+    """
+
+    name: ClassVar[str] = ""  # the format name, set by register_exporter
+    suffix: ClassVar[str] = ""  # the artifact's file suffix, with the dot
+    libraries: ClassVar[tuple[str, ...]] = ()  # distributions whose versions go into the manifest
+    precisions: ClassVar[tuple[str, ...]] = ()  # the PRECISIONS this format can produce
+    unsupported_precisions: ClassVar[dict[str, str]] = {}  # every other precision -> why not
+    unsupported_ops: ClassVar[tuple[UnsupportedOp, ...]] = ANY_FORMAT_UNSUPPORTED_OPS
+    # Why an artifact may not run for parity on some machines (it is then written "unverified: <why>");
+    # None: an artifact that does not run is a failed export.
+    unverified_reason: ClassVar[str | None] = None
 
     @classmethod
     @abc.abstractmethod
@@ -131,7 +174,14 @@ class Exporter(abc.ABC):
     @classmethod
     def precision_status(cls, precision: str) -> str:
         """ "ok" when this format can produce `precision`, else "unavailable: <why>"."""
+        if precision in cls.unsupported_precisions:
+            return f"unavailable: {cls.unsupported_precisions[precision]}"
         return "ok"
+
+    @classmethod
+    def exportability_note(cls, model: Any) -> str | None:
+        """What this format will rewrite in `model` (said by `inspect` after "ok"), or None."""
+        return None
 
     @abc.abstractmethod
     def export(self, prepared: Prepared, precision: str, path: Path) -> dict[str, Any]:

@@ -11,10 +11,23 @@ from pathlib import Path
 import click
 
 from pocketgan.errors import ParityError, PocketGANError, UnsupportedOpError, UsageError
-from pocketgan.export.base import ExportConfig
+from pocketgan.export import export
+from pocketgan.export.base import PRECISIONS, ExportConfig, registered_exporters
+from pocketgan.export.parity import thresholds_summary
 
-FORMATS = ("onnx", "coreml", "tflite")
-PRECISION_CHOICES = ("fp32", "fp16", "int8", "w8", "p6")
+FORMATS = tuple(registered_exporters())
+
+HELP = f"""Export CHECKPOINT (a student .pt) or TEACHER_SPEC (e.g. vintage) to phone formats.
+
+    Every artifact gets OUT/NAME.PRECISION.EXT and a manifest beside it; each is run on held-out photos
+    and compared with torch ({thresholds_summary()}).
+    A precision a format cannot do is reported as unavailable, with the reason. Exit 1 when parity fails.
+
+    \b
+    Examples:
+      pocketgan export runs/quick/best.pt --format all --precision all --out dist/
+      pocketgan export vintage --format onnx,tflite --precision fp32 --out dist/
+    """
 
 
 def _split(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -35,15 +48,15 @@ def _number(value) -> str:
     return f"{value:.2f}" if abs(value) >= 1 else f"{value:.2e}"
 
 
-@click.command(name="export")
+@click.command(name="export", help=HELP)
 @click.argument("source", metavar="CHECKPOINT|TEACHER_SPEC")
-@click.option("--format", "formats", default="all", show_default=True, help="onnx,coreml,tflite or all.")
+@click.option("--format", "formats", default="all", show_default=True, help=f"{','.join(FORMATS)} or all.")
 @click.option(
     "--precision",
     "precisions",
     default="fp32,fp16,int8",
     show_default=True,
-    help="fp32,fp16,int8,w8,p6 or all.",
+    help=f"{','.join(PRECISIONS)} or all.",
 )
 @click.option(
     "--calibration", type=click.Path(), help="Folder of images for int8 calibration [embedded set]."
@@ -65,22 +78,10 @@ def _number(value) -> str:
 def export_command(
     source, formats, precisions, calibration, calibration_count, out, name, size, no_validate, json_path
 ):
-    """Export CHECKPOINT (a student .pt) or TEACHER_SPEC (e.g. vintage) to phone formats.
-
-    Every artifact gets OUT/NAME.PRECISION.EXT and a manifest beside it; each is run on held-out photos
-    and compared with torch (fp32: max-abs <= 1e-3; fp16: PSNR >= 45 dB; int8/w8: >= 35 dB; p6: >= 30 dB).
-    A precision a format cannot do is reported as unavailable, with the reason. Exit 1 when parity fails.
-
-    \b
-    Examples:
-      pocketgan export runs/quick/best.pt --format all --precision all --out dist/
-      pocketgan export vintage --format onnx,tflite --precision fp32 --out dist/
-    """
-    from pocketgan.export import export
-
+    """Export a checkpoint or teacher spec (help: HELP). Example: pocketgan export vintage --format onnx"""
     config = ExportConfig(
         formats=_split(formats, FORMATS, "format"),
-        precisions=_split(precisions, PRECISION_CHOICES, "precision"),
+        precisions=_split(precisions, PRECISIONS, "precision"),
         size=size,
         out=out,
         calibration=calibration,

@@ -33,6 +33,9 @@ WEIGHT_THRESHOLD = 256
 class CoreMLExporter(Exporter):
     suffix = ".mlpackage"
     libraries = ("torch", "coremltools", "scikit-learn")
+    precisions = ("fp32", "fp16", "w8", "p6")
+    unsupported_precisions = {"int8": "needs macOS (activation calibration runs Core ML prediction)"}
+    unverified_reason = "Core ML prediction needs macOS"
 
     @classmethod
     def availability(cls) -> str:
@@ -41,11 +44,9 @@ class CoreMLExporter(Exporter):
 
     @classmethod
     def precision_status(cls, precision: str) -> str:
-        if precision == "int8":
-            return "unavailable: needs macOS (activation calibration runs Core ML prediction)"
         if precision == "p6" and library_missing("sklearn"):
             return "unavailable: pip install scikit-learn (k-means palettization)"
-        return "ok"
+        return super().precision_status(precision)
 
     def export(self, prepared: Prepared, precision: str, path: Path) -> dict[str, Any]:
         import coremltools as ct

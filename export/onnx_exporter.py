@@ -25,18 +25,14 @@ INPUT_NAME, OUTPUT_NAME = "image", "output"
 class OnnxExporter(Exporter):
     suffix = ".onnx"
     libraries = ("torch", "onnx", "onnxscript", "onnxruntime", "onnxconverter-common")
+    precisions = ("fp32", "fp16", "int8", "w8")
+    unsupported_precisions = {"p6": "6-bit palettization is a Core ML weight format"}
 
     @classmethod
     def availability(cls) -> str:
         missing = library_missing("onnx", "onnxscript", "onnxruntime", "onnxconverter_common")
         if missing:
             return f"unavailable: pip install onnx onnxscript onnxruntime onnxconverter-common (missing {missing})"
-        return "ok"
-
-    @classmethod
-    def precision_status(cls, precision: str) -> str:
-        if precision == "p6":
-            return "unavailable: 6-bit palettization is a Core ML weight format"
         return "ok"
 
     def export(self, prepared: Prepared, precision: str, path: Path) -> dict[str, Any]:

@@ -30,6 +30,26 @@ def threshold_text(precision: str) -> str:
     return f"max_abs <= {bound:g}" if metric == "max_abs" else f"psnr_db >= {bound:g}"
 
 
+def _bound_text(bound: float) -> str:
+    return f"{bound:.0e}".replace("e-0", "e-") if bound < 0.01 else f"{bound:g}"
+
+
+def thresholds_summary() -> str:
+    """The table in words, equal bounds grouped: "fp32: max-abs <= 1e-3; fp16: PSNR >= 45 dB; int8/w8: ..."."""
+    groups: dict[tuple[str, float], list[str]] = {}
+    for precision, rule in THRESHOLDS.items():
+        groups.setdefault(rule, []).append(precision)
+    parts, psnr_named = [], False
+    for (metric, bound), precisions in groups.items():
+        if metric == "max_abs":
+            rule_text = f"max-abs <= {_bound_text(bound)}"
+        else:
+            rule_text = f"{'' if psnr_named else 'PSNR '}>= {_bound_text(bound)} dB"
+            psnr_named = True
+        parts.append(f"{'/'.join(precisions)}: {rule_text}")
+    return "; ".join(parts)
+
+
 def psnr_db(output: np.ndarray, reference: np.ndarray) -> float:
     """PSNR in dB over [-1, 1] (data_range 2.0); inf for identical arrays."""
     from skimage.metrics import peak_signal_noise_ratio

@@ -31,8 +31,6 @@ from pocketgan.manifest import (
 
 log = logging.getLogger(__name__)
 
-COREML_UNVERIFIED = "unverified: Core ML prediction needs macOS"
-
 
 def _load_source(source: str) -> tuple[Any, dict[str, Any], str]:
     """(torch module, manifest "source" entry, default artifact name) for a checkpoint or model spec."""
@@ -172,7 +170,7 @@ def _export_one(exporter, prepared: Prepared, precision: str, artifact: Path, re
                 "size_bytes": size_bytes(tmp),
                 "input": io["input"],
                 "output": io["output"],
-                "parity": _parity(exporter.name, tmp, precision, reference),
+                "parity": _parity(exporter, tmp, precision, reference),
             }
             manifest["export"] = dict(manifest["export"])
             if "conv_transpose_rewritten" in io:
@@ -195,7 +193,7 @@ def _export_one(exporter, prepared: Prepared, precision: str, artifact: Path, re
     return ArtifactResult(artifact, exporter.name, precision, "ok", manifest, time.perf_counter() - started)
 
 
-def _parity(fmt: str, path: Path, precision: str, reference) -> dict[str, Any]:
+def _parity(exporter, path: Path, precision: str, reference) -> dict[str, Any]:
     entry: dict[str, Any] = {"reference": "torch", "threshold": threshold_text(precision)}
     if reference is None:
         return {
@@ -213,10 +211,11 @@ def _parity(fmt: str, path: Path, precision: str, reference) -> dict[str, Any]:
 
         y, verified_by, first_nonfinite = predict_traced(path, x)
     except Exception as exc:
-        if fmt != "coreml":
+        if exporter.unverified_reason is None:
             raise
-        log.info("Core ML parity not run: %s", exc)
-        return {**entry, "psnr_db": None, "max_abs": None, "passed": None, "verified_by": COREML_UNVERIFIED}
+        log.info("%s parity not run: %s", exporter.name, exc)
+        unverified = f"unverified: {exporter.unverified_reason}"
+        return {**entry, "psnr_db": None, "max_abs": None, "passed": None, "verified_by": unverified}
     per_image = {name: compare(y[i], y_ref[i], precision) for i, name in enumerate(names)}
     overall = compare(y, y_ref, precision)
     return {

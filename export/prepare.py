@@ -8,47 +8,29 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from pocketgan.errors import UnsupportedOpError
+from pocketgan.export.base import get_exporter, registered_exporters
 
 log = logging.getLogger(__name__)
 
 
-def _transpose_needs_groups_or_dilation(module: nn.Module) -> bool:
+def transpose_needs_groups_or_dilation(module: nn.Module) -> bool:
     return isinstance(module, nn.ConvTranspose2d) and (module.groups != 1 or module.dilation != (1, 1))
 
 
-# format -> [(predicate over a module, why)]: ops a format's converter cannot take. Layers that are
-# rewritten automatically (ConvTranspose2d with padding, for TFLite) are not listed.
-_ANY_FORMAT: list[tuple[Callable[[nn.Module], bool], str]] = [
-    (lambda m: isinstance(m, nn.RNNBase), "recurrent layers are not exported (a generator runs per frame)"),
-    (lambda m: isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)), "3-D convolutions are not supported"),
-]
-UNSUPPORTED: dict[str, list[tuple[Callable[[nn.Module], bool], str]]] = {
-    "onnx": list(_ANY_FORMAT),
-    "coreml": list(_ANY_FORMAT),
-    "tflite": [
-        *_ANY_FORMAT,
-        (
-            _transpose_needs_groups_or_dilation,
-            "grouped/dilated ConvTranspose2d has no exact padding-0 rewrite for litert-torch",
-        ),
-    ],
-}
-
-
 def find_unsupported(model: nn.Module, fmt: str) -> list[tuple[str, str, str]]:
-    """[(layer name, op type, why)] for every layer of `model` that `fmt` cannot take."""
+    """[(layer name, op type, why)] for every layer of `model` that `fmt` cannot take (its exporter's
+    `unsupported_ops`)."""
     found = []
     for layer, module in model.named_modules():
-        for predicate, why in UNSUPPORTED.get(fmt, []):
-            if predicate(module):
-                found.append((layer or "(root)", type(module).__name__, why))
+        for op in get_exporter(fmt).unsupported_ops:
+            if op.matches(module):
+                found.append((layer or "(root)", type(module).__name__, op.why))
     return found
 
 
@@ -90,8 +72,6 @@ def check_ops(model: nn.Module, fmt: str) -> None:
 
 def exportability(model: nn.Module, size: int = 256) -> dict[str, str]:
     """{format: "ok" | why not} for every registered exporter: an op check and availability, no conversion."""
-    from pocketgan.export.base import registered_exporters
-
     verdicts = {}
     for fmt, exporter in registered_exporters().items():
         found = find_unsupported(model, fmt)
@@ -100,10 +80,9 @@ def exportability(model: nn.Module, size: int = 256) -> dict[str, str]:
             verdicts[fmt] = f"op {op} in layer {layer!r}: {why}"
             continue
         verdicts[fmt] = exporter.availability()
-        if verdicts[fmt] == "ok" and fmt == "tflite" and _padded_transposes(model):
-            verdicts[fmt] = (
-                f"ok (ConvTranspose2d rewritten to padding 0 + crop: {len(_padded_transposes(model))})"
-            )
+        note = exporter.exportability_note(model) if verdicts[fmt] == "ok" else None
+        if note:
+            verdicts[fmt] = f"ok ({note})"
     return verdicts
 
 
@@ -159,17 +138,17 @@ class CroppedConvTranspose2d(nn.Module):
         return y[:, :, top : y.shape[2] - bottom, left : y.shape[3] - right]
 
 
-def _padded_transposes(model: nn.Module) -> list[str]:
+def padded_transposes(model: nn.Module) -> list[str]:
     return [
         name
         for name, m in model.named_modules()
-        if isinstance(m, nn.ConvTranspose2d) and any(m.padding) and not _transpose_needs_groups_or_dilation(m)
+        if isinstance(m, nn.ConvTranspose2d) and any(m.padding) and not transpose_needs_groups_or_dilation(m)
     ]
 
 
 def rewrite_conv_transpose(model: nn.Module) -> tuple[nn.Module, int]:
     """A copy of `model` with every padded ConvTranspose2d replaced by CroppedConvTranspose2d."""
-    names = _padded_transposes(model)
+    names = padded_transposes(model)
     if not names:
         return model, 0
     model = copy.deepcopy(model)

@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from pocketgan.export.base import Exporter, Prepared, library_missing, register_exporter
+from pocketgan.export.base import (
+    ANY_FORMAT_UNSUPPORTED_OPS,
+    Exporter,
+    Prepared,
+    UnsupportedOp,
+    library_missing,
+    register_exporter,
+)
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 
 log = logging.getLogger(__name__)
@@ -27,10 +34,25 @@ INT8_METHOD = "pt2e"  # "pt2e" (falls back to "aeq-conv" when it converts wrongl
 FALLBACK_PSNR_DB = 35.0
 
 
+def _grouped_or_dilated_transpose(module: Any) -> bool:
+    from pocketgan.export.prepare import transpose_needs_groups_or_dilation  # imports torch
+
+    return transpose_needs_groups_or_dilation(module)
+
+
 @register_exporter("tflite")
 class TFLiteExporter(Exporter):
     suffix = ".tflite"
     libraries = ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "torchao")
+    precisions = ("fp32", "fp16", "int8", "w8")
+    unsupported_precisions = {"p6": "6-bit palettization is a Core ML weight format"}
+    unsupported_ops = (
+        *ANY_FORMAT_UNSUPPORTED_OPS,
+        UnsupportedOp(
+            _grouped_or_dilated_transpose,
+            "grouped/dilated ConvTranspose2d has no exact padding-0 rewrite for litert-torch",
+        ),
+    )
 
     @classmethod
     def availability(cls) -> str:
@@ -43,10 +65,11 @@ class TFLiteExporter(Exporter):
         return "ok"
 
     @classmethod
-    def precision_status(cls, precision: str) -> str:
-        if precision == "p6":
-            return "unavailable: 6-bit palettization is a Core ML weight format"
-        return "ok"
+    def exportability_note(cls, model: Any) -> str | None:
+        from pocketgan.export.prepare import padded_transposes  # imports torch
+
+        rewritten = padded_transposes(model)
+        return f"ConvTranspose2d rewritten to padding 0 + crop: {len(rewritten)}" if rewritten else None
 
     def export(self, prepared: Prepared, precision: str, path: Path) -> dict[str, Any]:
         from pocketgan.export.prepare import rewrite_conv_transpose

@@ -12,6 +12,9 @@ from typing import Any
 
 import click
 
+from pocketgan.export import exportability
+from pocketgan.runtime.base import format_of
+
 
 def inspect_model(spec: str, size: int = 256, weights: str | None = None, **model_kwargs) -> dict[str, Any]:
     """A JSON-able description of `spec` at `size`x`size`."""
@@ -29,16 +32,8 @@ def inspect_model(spec: str, size: int = 256, weights: str | None = None, **mode
         "macs": count_macs(model, size),
         "mac_method": MAC_METHOD,
         "ops": dict(sorted(layers.items(), key=lambda kv: -kv[1])),
-        "exporters": _exportability(model, size),
+        "exporters": exportability(model, size),
     }
-
-
-def _exportability(model, size: int) -> dict[str, str]:
-    try:
-        from pocketgan.export import exportability
-    except ImportError:
-        return {"onnx": "unknown", "coreml": "unknown", "tflite": "unknown"}
-    return exportability(model, size)
 
 
 def _inspect_onnx(path: str, size: int) -> dict[str, Any]:
@@ -54,7 +49,7 @@ def _inspect_onnx(path: str, size: int) -> dict[str, Any]:
         "params": params,
         "macs": "unknown: MACs are counted on torch modules only",
         "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1])),
-        "exporters": {"onnx": "is onnx"},
+        "exporters": {format_of(path): f"is {format_of(path)}"},
     }
 
 

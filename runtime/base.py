@@ -9,6 +9,7 @@ failing at import time:
 
     @register_backend("my-engine")
     class MyEngine(Backend):
+        format = "onnx"
         suffixes = (".onnx",)
 
         @classmethod
@@ -26,8 +27,8 @@ input into it and reads the output from it without copies (the "litert" backend 
 run Session.run's pixel arithmetic itself, bit for bit, may offer a `pixel_runner` (the "onnxruntime" backend
 does, as one graph on its own thread pool).
 
-Optional backends that live in their own package (e.g. `runtime.coreml_reference`, which registers
-"coreml-reference") are imported on first use of the registry, never at `import runtime`.
+This module does not know its backends: runtime/backends.py lists them, and `pocketgan.runtime` imports
+that list, so every backend is registered once the package is imported.
 
 Example: python -c "from pocketgan import runtime; print(runtime.available_backends())"
 """
@@ -35,7 +36,6 @@ Example: python -c "from pocketgan import runtime; print(runtime.available_backe
 from __future__ import annotations
 
 import abc
-import importlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -48,9 +48,6 @@ import numpy as np
 from pocketgan.errors import BackendUnavailable, UsageError
 
 log = logging.getLogger(__name__)
-
-# Packages that register extra backends when imported; missing ones are simply not offered.
-PLUGIN_MODULES = ("pocketgan.runtime.coreml_reference",)
 
 # dtype of an input that takes an image (Core ML ImageType) rather than a tensor.
 IMAGE_DTYPE = "image"
@@ -97,6 +94,7 @@ class Backend(abc.ABC):
     """One model loaded in one inference engine; subclasses register with `@register_backend(name)`."""
 
     name: ClassVar[str] = ""  # set by register_backend
+    format: ClassVar[str] = ""  # the artifact format it runs, as the exporters name it ("onnx", ...)
     suffixes: ClassVar[tuple[str, ...]] = ()  # file types this backend opens, lower-case with the dot
     # Among available backends for the same file type, the lowest priority wins (ties: registration order).
     priority: ClassVar[int] = 50
@@ -155,8 +153,6 @@ class Backend(abc.ABC):
 
 
 _REGISTRY: dict[str, type[Backend]] = {}
-_PLUGIN_STATUS: dict[str, str] = {}
-_plugins_loaded = False
 
 
 def register_backend(name: str) -> Callable[[type[Backend]], type[Backend]]:
@@ -181,41 +177,7 @@ def unregister_backend(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
-def _load_builtin_backends() -> None:
-    # Importing the modules registers them; each imports its engine library lazily.
-    from pocketgan.runtime import coreml, litert, ort  # noqa: F401
-
-
-def load_plugins() -> None:
-    """Import optional backend packages once; a missing one is recorded, a broken one logged."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    _load_builtin_backends()
-    for module_name in PLUGIN_MODULES:
-        try:
-            importlib.import_module(module_name)
-            _PLUGIN_STATUS[module_name] = "ok"
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                _PLUGIN_STATUS[module_name] = "not installed"
-            else:
-                _PLUGIN_STATUS[module_name] = f"failed to import: {exc}"
-                log.warning("runtime plugin %s failed to import: %s", module_name, exc)
-        except Exception as exc:  # a broken plugin must not break the built-in backends
-            _PLUGIN_STATUS[module_name] = f"failed to import: {type(exc).__name__}: {exc}"
-            log.warning("runtime plugin %s failed to import: %s", module_name, exc)
-
-
-def plugin_status() -> dict[str, str]:
-    """Optional backend packages -> "ok" | "not installed" | "failed to import: <why>"."""
-    load_plugins()
-    return dict(_PLUGIN_STATUS)
-
-
 def registered_backends() -> dict[str, type[Backend]]:
-    load_plugins()
     return dict(_REGISTRY)
 
 
@@ -247,6 +209,12 @@ def model_suffix(path: str | os.PathLike) -> str:
 
 def known_suffixes() -> list[str]:
     return sorted({s for cls in registered_backends().values() for s in cls.suffixes})
+
+
+def format_of(path: str | os.PathLike) -> str | None:
+    """The artifact format of a file by its suffix, as the backends that open it say; None if none does."""
+    suffix = model_suffix(path)
+    return next((cls.format for cls in registered_backends().values() if suffix in cls.suffixes), None)
 
 
 def backends_for(path: str | os.PathLike) -> list[type[Backend]]:

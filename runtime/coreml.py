@@ -62,6 +62,7 @@ def coreml_embedded_manifest(spec: Any) -> dict[str, Any] | None:
 class CoreMLBackend(Backend):
     """An .mlpackage / .mlmodel run by Core ML itself (all compute units, as on the phone)."""
 
+    format = "coreml"
     suffixes = (".mlpackage", ".mlmodel")
     priority = 0  # real Core ML beats any reference implementation where it exists
 

@@ -59,6 +59,7 @@ def _spec(detail: dict) -> TensorSpec:
 class LiteRTBackend(Backend):
     """A TFLite flatbuffer in ai_edge_litert's Interpreter with `num_threads` = `threads`."""
 
+    format = "tflite"
     suffixes = (".tflite",)
     priority = 10
 

@@ -64,6 +64,7 @@ def _dims(shape: Sequence[Any]) -> tuple[int, ...]:
 class OnnxRuntimeBackend(Backend):
     """An ONNX model in an onnxruntime InferenceSession (intra-op threads = `threads`)."""
 
+    format = "onnx"
     suffixes = (".onnx",)
     priority = 10
     output_is_scratch = True  # run_with reads a fresh array or this thread's IO-binding buffer

@@ -24,13 +24,12 @@ import numpy as np
 from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.images import resize, to_float, uint8_steps
 from pocketgan.manifest import read_manifest, sha256_file
-from pocketgan.runtime.base import IMAGE_DTYPE, Backend, PixelIO, TensorSpec, choose_backend
+from pocketgan.runtime.base import IMAGE_DTYPE, Backend, PixelIO, TensorSpec, choose_backend, format_of
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RANGE = (-1.0, 1.0)
 PIXEL_RANGE = (0.0, 255.0)
-FORMAT_OF_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml", ".mlmodel": "coreml"}
 
 
 def _infer_layout(shape: tuple[int, ...]) -> str | None:
@@ -165,7 +164,7 @@ class Session:
         if not self.manifest:
             return
         declared_format = self.manifest.get("format")
-        expected_format = FORMAT_OF_SUFFIX.get(self.path.suffix.lower())
+        expected_format = format_of(self.path)
         if declared_format and expected_format and declared_format != expected_format:
             raise ModelLoadError(
                 f"{self.path}: its manifest describes a {declared_format} model, but the file is {expected_format}"

@@ -31,6 +31,7 @@ VERIFIED_BY = f"coreml-reference {VERSION} (numpy ML Program interpreter, not Ap
 class CoreMLReferenceBackend(Backend):
     """An ML Program executed op by op in numpy, fp16 programs in fp16 semantics."""
 
+    format = "coreml"
     suffixes = (".mlpackage", ".mlmodel")
     priority = 90  # a reference implementation: only when real Core ML is unavailable
     verified_by = VERIFIED_BY
