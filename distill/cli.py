@@ -10,7 +10,9 @@ from pathlib import Path
 
 import click
 
-from pocketgan.distill.config import PRESETS
+from pocketgan.distill.config import PRESETS, resolve_config
+from pocketgan.distill.trainer import distill
+from pocketgan.manifest import atomic_write_json
 
 EPILOG = """\b
 Examples:
@@ -69,9 +71,6 @@ def distill_command(resume, config_file, preset, json_file, **flags):
     without looking at the held-out images) and samples/step_NNNNNN.png (input | teacher | student |
     amplified difference).
     """
-    from pocketgan.distill.config import resolve_config
-    from pocketgan.distill.trainer import distill
-
     overrides = {key: value for key, value in flags.items() if value is not None}
     config = resolve_config(config_file, preset, **overrides)
     saved = Path(config.out) / "config.toml"
@@ -96,8 +95,6 @@ def distill_command(resume, config_file, preset, json_file, **flags):
         "rollbacks": result.rollbacks,
     }
     if json_file:
-        from pocketgan.manifest import atomic_write_json
-
         atomic_write_json(json_file, summary)
     psnr = result.final_metrics.get("heldout_psnr_db")
     baseline = result.final_metrics.get("identity_psnr_db")

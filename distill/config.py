@@ -17,6 +17,7 @@ from typing import Any
 
 from pocketgan.config import config_from_dict, config_to_dict, dumps_toml
 from pocketgan.errors import UsageError
+from pocketgan.manifest import atomic_write_bytes
 
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -232,8 +233,6 @@ def resolve_config(
 
 def save_resolved_config(config: DistillConfig, path: str | os.PathLike) -> Path:
     """Write the resolved config as TOML, atomically; it reads back to an equal config."""
-    from pocketgan.manifest import atomic_write_bytes
-
     atomic_write_bytes(path, config.to_toml().encode())
     return Path(path)
 

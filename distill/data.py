@@ -9,8 +9,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from pocketgan.data import augment, dead_leaves, training_images
 from pocketgan.distill.config import DistillConfig
 from pocketgan.errors import UsageError
+from pocketgan.images import load_images
 
 
 def pool_seed(config: DistillConfig, phase_index: int) -> int:
@@ -20,7 +22,6 @@ def pool_seed(config: DistillConfig, phase_index: int) -> int:
 
 @lru_cache(maxsize=4)
 def _user_images(folder: str) -> tuple[np.ndarray, ...]:
-    from pocketgan.images import load_images
 
     loaded = load_images(folder)
     if not loaded.images:
@@ -30,8 +31,6 @@ def _user_images(folder: str) -> tuple[np.ndarray, ...]:
 
 def training_pool(config: DistillConfig, size: int, phase_index: int) -> list[np.ndarray]:
     """`config.pool_size` uint8 (size, size, 3) training images, identical for a given config and phase."""
-    from pocketgan.data import augment, dead_leaves, training_images
-
     seed = pool_seed(config, phase_index)
     if config.data is None:
         return training_images(

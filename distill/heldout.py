@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pocketgan.distill.runfolder import json_safe
+
 
 def image_metrics(target: np.ndarray, output: np.ndarray) -> dict[str, float]:
     """PSNR (dB) and SSIM of `output` against `target`, both float (3, H, W) in [-1, 1]."""
@@ -51,8 +53,6 @@ def evaluate_student(
 
 def student_checkpoint(config, student: torch.nn.Module, metrics: dict[str, Any]) -> dict[str, Any]:
     """The best.pt payload (pocketgan/checkpoint.py format) for a student trained with `config`."""
-    from pocketgan.distill.runfolder import json_safe
-
     return {
         "student": config.student,
         "student_kwargs": config.student_build_kwargs(),

@@ -13,13 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pocketgan.distill.pixel_losses import PixelLoss
 from pocketgan.errors import UsageError
 
 
 def build_pixel_loss(weights: dict[str, float]) -> nn.Module:
     """`PixelLoss(**weights)`, with a UsageError naming the accepted weights when a name is unknown."""
-    from pocketgan.distill.pixel_losses import PixelLoss
-
     accepted = [
         name
         for name, parameter in inspect.signature(PixelLoss).parameters.items()

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import torch
 
+from pocketgan.checkpoint import load_checkpoint
 from pocketgan.distill.config import DistillConfig
 from pocketgan.distill.losses import FeatureAdapters, feature_channels
 from pocketgan.distill.teacher import Teacher, find_module
 from pocketgan.errors import UsageError
+from pocketgan.models import available, build
 
 
 def load_student_weights(student: torch.nn.Module, payload: dict, source: str, config: DistillConfig) -> None:
@@ -25,9 +27,6 @@ def load_student_weights(student: torch.nn.Module, payload: dict, source: str, c
 
 def build_student(config: DistillConfig, device: torch.device | str) -> torch.nn.Module:
     """The registered student (optionally initialised from `init_checkpoint`), on `device`."""
-    from pocketgan.checkpoint import load_checkpoint
-    from pocketgan.models import available, build
-
     if config.student not in available("student"):
         raise UsageError(f"unknown student {config.student!r}; students: {', '.join(available('student'))}")
     try:
@@ -84,8 +83,6 @@ def build_adapters(
 
 def build_discriminator(config: DistillConfig, device: torch.device):
     """(PatchGAN, its Adam optimiser), or (None, None) when adversarial_weight is 0."""
-    from pocketgan.models import build
-
     if config.adversarial_weight <= 0:
         return None, None
     discriminator = build(config.discriminator, width=config.discriminator_width).to(device)

@@ -20,6 +20,7 @@ import torch
 
 from pocketgan.checkpoint import load_checkpoint, save_checkpoint
 from pocketgan.errors import ModelLoadError
+from pocketgan.images import to_uint8
 from pocketgan.manifest import atomic_path
 
 CONFIG_FILE = "config.toml"
@@ -103,8 +104,6 @@ def save_sample_grid(
     Each row holds float (3, H, W) arrays in [-1, 1]: (input, teacher, student).
     """
     from PIL import Image
-
-    from pocketgan.images import to_uint8
 
     lines = []
     for inputs, teacher, student in rows:

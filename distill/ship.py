@@ -12,17 +12,16 @@ import shutil
 import sys
 from pathlib import Path
 
+from pocketgan.checkpoint import load_student
+from pocketgan.distill.runfolder import AVERAGE_CHECKPOINT, BEST_CHECKPOINT
 from pocketgan.errors import PocketGANError, UsageError
+from pocketgan.manifest import atomic_path
 
 PROVENANCE = {"config.toml": "config.toml", "metrics.jsonl": "metrics.jsonl"}
 
 
 def ship(run_dir: str | Path, zoo_dir: str | Path) -> list[Path]:
     """Copy a run's student and its provenance into `zoo_dir`; the checkpoint is verified first."""
-    from pocketgan.checkpoint import load_student
-    from pocketgan.distill.runfolder import AVERAGE_CHECKPOINT, BEST_CHECKPOINT
-    from pocketgan.manifest import atomic_path
-
     run_dir, zoo_dir = Path(run_dir), Path(zoo_dir)
     student = AVERAGE_CHECKPOINT if (run_dir / AVERAGE_CHECKPOINT).is_file() else BEST_CHECKPOINT
     shipped = {student: "student.pt", **PROVENANCE}

@@ -19,6 +19,9 @@ import numpy as np
 import torch
 
 from pocketgan.errors import ModelLoadError, UsageError
+from pocketgan.manifest import sha256_file
+from pocketgan.models.specs import load_torch_model
+from pocketgan.models.zoo import vintage_weights_path
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +117,6 @@ def find_module(model: torch.nn.Module, name: str, role: str) -> torch.nn.Module
 
 def load_teacher(spec: str = "vintage", weights: str | None = None) -> Teacher:
     """Resolve a `--teacher` spec (and `--teacher-weights`) into a `Teacher` on the CPU."""
-    from pocketgan.manifest import sha256_file
-    from pocketgan.models.specs import load_torch_model
-
     path = Path(spec)
     if path.suffix == ".onnx":
         if weights:
@@ -127,8 +127,6 @@ def load_teacher(spec: str = "vintage", weights: str | None = None) -> Teacher:
         return Teacher(spec, file_hash, module=load_torch_model(spec, weights=weights))
     module = load_torch_model(spec, weights=weights)
     if spec == "vintage":
-        from pocketgan.models.zoo import vintage_weights_path
-
         return Teacher(spec, sha256_file(vintage_weights_path()), module=module)
     if weights:
         identity = hashlib.sha256(f"{spec}|{sha256_file(weights)}".encode()).hexdigest()

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pocketgan.checkpoint import save_checkpoint
+from pocketgan.data import heldout_images
 from pocketgan.distill import runfolder
 from pocketgan.distill.cache import TeacherOutputCache
 from pocketgan.distill.config import DistillConfig, save_resolved_config
@@ -45,6 +47,9 @@ from pocketgan.distill.parts import (
 )
 from pocketgan.distill.teacher import Teacher, load_teacher
 from pocketgan.errors import CheckFailed, UsageError
+from pocketgan.flops import MAC_METHOD, count_macs, count_params
+from pocketgan.images import to_nchw
+from pocketgan.models import build
 
 log = logging.getLogger(__name__)
 HELDOUT_SEED = 0  # cache key of the held-out portraits (they are never augmented)
@@ -216,7 +221,6 @@ class _Run:
 
     # ---- data ----------------------------------------------------------------------------------------
     def _phase_data(self, phase_index: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from pocketgan.images import to_nchw
 
         pool = training_pool(self.config, size, phase_index)
         mine = [pool[i] for i in shard(len(pool), self.context.rank, self.context.world_size)]
@@ -232,9 +236,6 @@ class _Run:
 
     def _heldout(self):
         if self.heldout is None:
-            from pocketgan.data import heldout_images
-            from pocketgan.images import to_nchw
-
             named = heldout_images(self.config.size)
             images = [image for _, image in named]
             targets = self._teacher_outputs(images, self.config.size, HELDOUT_SEED, "teacher held-out")
@@ -496,9 +497,6 @@ class _Run:
         self._save_student(self._eval_model(), self.last_eval, runfolder.BEST_CHECKPOINT)
 
     def _save_student(self, student: torch.nn.Module, metrics: dict[str, Any], name: str) -> None:
-        from pocketgan.checkpoint import save_checkpoint
-        from pocketgan.flops import MAC_METHOD, count_macs, count_params
-        from pocketgan.models import build
 
         if self.macs is None:
             probe = build(self.config.student, **self.config.student_build_kwargs()).eval()

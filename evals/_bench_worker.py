@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketgan import runtime
+from pocketgan.errors import BackendUnavailable
+
 
 def _rss_mb(key: str) -> float | None:
     """VmRSS / VmHWM of this process from /proc (Linux), in MiB."""
@@ -42,8 +45,6 @@ def measure(path: str, threads: int, warmup: int, iterations: int, backend: str 
     invoke: image pre/post-processing is not the artifact's cost (tests/runtime/runtime_overhead_bench.py
     measures that).
     """
-    from pocketgan import runtime
-
     rss_before = _rss_mb("VmRSS")
     start = time.perf_counter()
     session = runtime.load(path, backend=backend, threads=threads)
@@ -81,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default=None)
     parser.add_argument("--size", type=int, default=256, help="input size when the model's is dynamic")
     args = parser.parse_args(argv)
-    from pocketgan.errors import BackendUnavailable
 
     try:
         row = measure(args.model, args.threads, args.warmup, args.iterations, args.backend, args.size)

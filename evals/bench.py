@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from pocketgan.errors import UsageError
+from pocketgan.evals.common import artifact_format
 from pocketgan.manifest import read_manifest, size_bytes
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,6 @@ def spread_note(latency: dict[str, float]) -> str | None:
 
 def bench_one(model: str | os.PathLike, config: BenchConfig) -> dict[str, Any]:
     """One row: the worker's measurements plus file size and manifest facts."""
-    from pocketgan.evals.common import artifact_format
-
     path = Path(model)
     if not path.exists():
         raise UsageError(f"{path}: no such model file")

@@ -10,6 +10,11 @@ from pathlib import Path
 import click
 
 from pocketgan.errors import CheckFailed
+from pocketgan.evals.bench import BenchConfig, bench
+from pocketgan.evals.bench import format_table as bench_table
+from pocketgan.evals.evaluate import EvalConfig, evaluate
+from pocketgan.evals.parity import ParityConfig, check_parity
+from pocketgan.evals.parity import format_table as parity_table
 from pocketgan.manifest import atomic_write_json
 
 
@@ -29,10 +34,8 @@ def bench_command(models, threads, warmup, iterations, backend, size, json_path)
       pocketgan bench dist/student.fp32.onnx dist/student.int8.tflite --threads 2
       pocketgan bench dist/*.onnx --iterations 100 --json build/bench.json
     """
-    from pocketgan.evals.bench import BenchConfig, bench, format_table
-
     result = bench(list(models), BenchConfig(threads, warmup, iterations, backend=backend, size=size))
-    click.echo(format_table(result.rows))
+    click.echo(bench_table(result.rows))
     if json_path:
         atomic_write_json(json_path, result.to_json())
         click.echo(f"wrote {json_path}")
@@ -68,8 +71,6 @@ def eval_command(artifacts, out, no_progress, **options):
       pocketgan eval --artifacts dist/ --out build/eval
       pocketgan eval --artifacts dist/ --size 128 --iterations 10 --data my_photos/
     """
-    from pocketgan.evals.evaluate import EvalConfig, evaluate
-
     result = evaluate(EvalConfig(artifacts=artifacts, out=out, progress=not no_progress, **options))
     click.echo(Path(result.report_md).read_text())
     click.echo(f"wrote {result.eval_json}, {result.report_md}, {result.report_html}")
@@ -108,11 +109,9 @@ def parity_command(artifacts, reference, min_psnr, junit, size, teacher, json_pa
       pocketgan parity --artifacts dist/ --junit build/parity.xml
       pocketgan parity --artifacts dist/ --reference teacher --min-psnr 24
     """
-    from pocketgan.evals.parity import ParityConfig, check_parity, format_table
-
     config = ParityConfig(artifacts, reference, min_psnr, junit, size, teacher)
     result = check_parity(config)
-    click.echo(format_table(result))
+    click.echo(parity_table(result))
     if json_path:
         atomic_write_json(json_path, {"config": config.__dict__, "rows": result.rows})
     if junit:

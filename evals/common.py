@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from pocketgan import runtime
+from pocketgan.data import heldout_images
 from pocketgan.errors import BackendUnavailable, ModelLoadError, UsageError
 from pocketgan.images import center_crop_square, load_images, resize, to_float, to_uint8
 from pocketgan.manifest import MANIFEST_SUFFIX, read_manifest
@@ -43,8 +45,6 @@ def find_artifacts(directory: str | os.PathLike) -> list[Path]:
 def eval_images(size: int, data: str | os.PathLike | None = None) -> list[tuple[str, np.ndarray]]:
     """(name, uint8 size x size x 3): the held-out portraits, or every image under `data`, centre-cropped."""
     if data is None:
-        from pocketgan.data import heldout_images
-
         return heldout_images(size)
     loaded = load_images(data)
     if not loaded.images:
@@ -83,8 +83,6 @@ def run_artifact(
     path: str | os.PathLike, images: list[np.ndarray], threads: int | None = None, backend: str | None = None
 ) -> ArtifactRun:
     """Run every image through the artifact; at its own size via `predict`, else via `run` (resizes)."""
-    from pocketgan import runtime
-
     path = Path(path)
     result = ArtifactRun(path, read_manifest(path) if path.exists() else None)
     if not path.exists():
@@ -134,7 +132,7 @@ def load_source_student(manifest: dict[str, Any] | None, artifact: Path):
         path = artifact.parent / path
     if not path.exists():
         return None, f"unavailable: source checkpoint {checkpoint} not found"
-    from pocketgan.checkpoint import load_student
+    from pocketgan.checkpoint import load_student  # imports torch
 
     try:
         model, _ = load_student(path)

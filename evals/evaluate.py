@@ -17,7 +17,28 @@ from typing import Any
 import numpy as np
 
 from pocketgan.errors import UsageError
+from pocketgan.evals.bench import BenchConfig, bench_one
+from pocketgan.evals.common import (
+    artifact_format,
+    eval_images,
+    find_artifacts,
+    load_source_student,
+    manifest_size,
+    run_artifact,
+    torch_outputs,
+)
+from pocketgan.evals.fidelity import (
+    UNAVAILABLE_WEIGHTS,
+    compare_images,
+    frechet_distance,
+    identity_baseline,
+    lpips_distance,
+    model_cost,
+)
+from pocketgan.evals.report import write_reports
+from pocketgan.images import to_float
 from pocketgan.manifest import atomic_write_json, library_versions, now_iso, size_bytes
+from pocketgan.runtime.base import backend_status, backends_for
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +96,8 @@ def _teacher_section(config: EvalConfig, images: list[np.ndarray]):
     """Teacher outputs, params/MACs and torch latency (batch 1, fixed threads)."""
     import torch
 
-    from pocketgan.distill.teacher import load_teacher
-    from pocketgan.evals.common import torch_outputs
-    from pocketgan.evals.fidelity import model_cost
-    from pocketgan.flops import MAC_METHOD
-    from pocketgan.images import to_float
+    from pocketgan.distill.teacher import load_teacher  # imports torch
+    from pocketgan.flops import MAC_METHOD  # imports torch
 
     torch.set_num_threads(config.threads)
     teacher = load_teacher(config.teacher, config.teacher_weights)
@@ -105,7 +123,6 @@ class _SourceModels:
         self.costs: dict[tuple[str, int], dict[str, int]] = {}
 
     def get(self, manifest, artifact: Path):
-        from pocketgan.evals.common import load_source_student, torch_outputs
 
         key = str(((manifest or {}).get("source") or {}).get("checkpoint"))
         if key not in self.cache:
@@ -115,7 +132,6 @@ class _SourceModels:
         return self.cache[key]
 
     def cost(self, key: str, model, size: int) -> dict[str, int]:
-        from pocketgan.evals.fidelity import model_cost
 
         if (key, size) not in self.costs:
             self.costs[(key, size)] = model_cost(model, size)
@@ -123,7 +139,6 @@ class _SourceModels:
 
 
 def _empty_row(path: Path, manifest: dict | None, threads: int) -> dict[str, Any]:
-    from pocketgan.evals.common import artifact_format
 
     source = (manifest or {}).get("source") or {}
     kind = source.get("kind", "student")
@@ -157,10 +172,6 @@ def _evaluate_artifact(
     path, config, images, names, teacher, teacher_outputs, sources
 ) -> tuple[dict, list | None]:
     """One eval.json artifact row, and the artifact's outputs (None when it could not run)."""
-    from pocketgan.evals.bench import BenchConfig, bench_one
-    from pocketgan.evals.common import manifest_size, run_artifact
-    from pocketgan.evals.fidelity import compare_images, frechet_distance, lpips_distance
-
     run = run_artifact(path, images, threads=config.threads)
     row = _empty_row(Path(path), run.manifest, config.threads)
     row["backend"], row["status"] = run.backend, run.status
@@ -208,11 +219,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
     """Run every artifact under config.artifacts on the eval images; write eval.json and the reports."""
     from tqdm import tqdm
 
-    from pocketgan.evals.common import eval_images, find_artifacts
-    from pocketgan.evals.fidelity import UNAVAILABLE_WEIGHTS, compare_images, identity_baseline
-    from pocketgan.evals.report import write_reports
-    from pocketgan.flops import MAC_METHOD
-    from pocketgan.images import to_float
+    from pocketgan.flops import MAC_METHOD  # imports torch
 
     artifact_paths = find_artifacts(config.artifacts)
     named = eval_images(config.size, config.data)
@@ -267,8 +274,6 @@ def evaluate(config: EvalConfig) -> EvalResult:
 
 def _other_backend_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for the other backends that take this artifact but cannot run here (e.g. Core ML off macOS)."""
-    from pocketgan.runtime.base import backend_status, backends_for
-
     if row["status"] != "ok":
         return []  # the artifact's own row already gives every backend's reason
     extra = []

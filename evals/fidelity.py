@@ -70,7 +70,7 @@ def identity_baseline(
 
 def model_cost(model, size: int) -> dict[str, int]:
     """Parameters and MACs of a torch module at size x size, counted the one PocketGAN way."""
-    from pocketgan.flops import count_macs, count_params
+    from pocketgan.flops import count_macs, count_params  # imports torch
 
     return {"params": int(count_params(model)), "macs": int(count_macs(model, size))}
 

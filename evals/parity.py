@@ -19,8 +19,19 @@ from typing import Any
 
 import numpy as np
 
+from pocketgan.data import heldout_images
 from pocketgan.errors import UsageError
-from pocketgan.manifest import atomic_write_bytes
+from pocketgan.evals.common import (
+    artifact_format,
+    find_artifacts,
+    load_source_student,
+    manifest_size,
+    run_artifact,
+    torch_outputs,
+)
+from pocketgan.evals.fidelity import max_abs, psnr
+from pocketgan.export.parity import THRESHOLDS, compare
+from pocketgan.manifest import atomic_write_bytes, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +78,6 @@ class _References:
 
     def outputs(self, manifest: dict[str, Any] | None, artifact: Path, size: int):
         """(names, input images uint8, reference outputs float HxWx3) or a reason string."""
-        from pocketgan.data import heldout_images
-        from pocketgan.evals.common import load_source_student, torch_outputs
-
         source = (manifest or {}).get("source") or {}
         use_teacher = self.config.reference == "teacher" or source.get("kind") == "teacher"
         key = ("teacher" if use_teacher else str(source.get("checkpoint")), size)
@@ -88,7 +96,7 @@ class _References:
 
     def _teacher(self):
         if self.teacher is None:
-            from pocketgan.distill.teacher import load_teacher
+            from pocketgan.distill.teacher import load_teacher  # imports torch
 
             self.teacher = load_teacher(self.config.teacher)
         return self.teacher
@@ -101,8 +109,6 @@ def _number(value: Any) -> float:
 
 def _judge(outputs, references, precision: str, min_psnr: float | None) -> dict[str, Any]:
     """Per-image comparison; the artifact passes only if every image passes."""
-    from pocketgan.evals.fidelity import max_abs, psnr
-
     per_image = []
     for out, ref in zip(outputs, references, strict=True):
         if min_psnr is not None:
@@ -116,7 +122,6 @@ def _judge(outputs, references, precision: str, min_psnr: float | None) -> dict[
                 }
             )
             continue
-        from pocketgan.export.parity import THRESHOLDS, compare
 
         if precision not in THRESHOLDS:
             raise UsageError(f"no parity threshold for precision {precision!r}; pass --min-psnr")
@@ -134,9 +139,6 @@ def _judge(outputs, references, precision: str, min_psnr: float | None) -> dict[
 
 def check_artifact(path: Path, config: ParityConfig, references: _References) -> dict[str, Any]:
     """One gate row: status passed | failed | skipped (backend unavailable) | error (cannot check)."""
-    from pocketgan.evals.common import artifact_format, manifest_size, run_artifact
-    from pocketgan.manifest import read_manifest
-
     start = time.perf_counter()
     manifest = read_manifest(path)
     precision = str((manifest or {}).get("precision") or "fp32")
@@ -191,8 +193,6 @@ def _text(value: Any, spec: str) -> str:
 
 def check_parity(config: ParityConfig) -> ParityResult:
     """Check every artifact under config.artifacts; write JUnit XML when config.junit is set."""
-    from pocketgan.evals.common import find_artifacts
-
     paths = find_artifacts(config.artifacts)
     if config.reference == "teacher" and config.min_psnr is None:
         raise UsageError("--reference teacher judges students against their teacher: give --min-psnr DB too")

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pocketgan.evals.fidelity import psnr
 from pocketgan.images import to_uint8
 from pocketgan.manifest import atomic_write_bytes
 
@@ -124,8 +125,6 @@ def charts(report: dict[str, Any]) -> dict[str, str]:
 
 def image_grid(report: dict[str, Any], pictures: dict[str, list[np.ndarray]]) -> list[dict[str, Any]]:
     """Per image: columns (label, PNG, diff-map PNG or None, PSNR vs teacher)."""
-    from pocketgan.evals.fidelity import psnr
-
     teacher = pictures["teacher"]
     grid = []
     for index, name in enumerate(report["images"][:GRID_IMAGES]):

@@ -1,6 +1,6 @@
 """Export and quantization to ONNX, Core ML and TFLite, with a manifest and a parity check per artifact.
 
-    from pocketgan.export import export, ExportConfig
+    from pocketgan.export import export, ExportConfig  # imports torch
     result = export("runs/quick/best.pt", ExportConfig(formats=("onnx", "tflite"), precisions=("fp32", "int8")))
 
 (Importing this package does not import torch; export/parity.py is torch-free for evals.)
@@ -33,7 +33,7 @@ from pocketgan.export.pipeline import export
 
 def exportability(model, size: int = 256) -> dict[str, str]:
     """{format: "ok" | why not} per registered exporter: an op check and availability, no conversion."""
-    from pocketgan.export.prepare import exportability as check
+    from pocketgan.export.prepare import exportability as check  # imports torch
 
     return check(model, size)
 

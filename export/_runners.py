@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketgan import runtime
+
 
 def predict(path: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
     """float32 (N, 3, H, W) in [-1, 1] -> (output in the same form, the engine that ran it)."""
@@ -19,8 +21,6 @@ def predict(path: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
 
 def predict_traced(path: Path, x: np.ndarray) -> tuple[np.ndarray, str, str | None]:
     """Like `predict`, plus the first op whose output went inf/NaN where the engine can tell (Core ML reference)."""
-    from pocketgan import runtime
-
     with runtime.load(path, threads=2) as session:
         output = session.predict(x)
         return output, session.verified_by, session.first_nonfinite_op

@@ -71,7 +71,7 @@ class OnnxExporter(Exporter):
 def _export_fp32(prepared: Prepared, path: Path) -> None:
     import torch
 
-    from pocketgan.export.prepare import ChannelsLast
+    from pocketgan.export.prepare import ChannelsLast  # imports torch
 
     x = torch.zeros(1, prepared.size, prepared.size, 3)
     with torch.no_grad():
@@ -109,7 +109,7 @@ def _quantize_int8(fp32_path: Path, prepared: Prepared):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from pocketgan.export.prepare import nhwc_calibration
+    from pocketgan.export.prepare import nhwc_calibration  # imports torch
 
     pre = fp32_path.with_name(fp32_path.stem + ".pre.onnx")
     out = fp32_path.with_name(fp32_path.stem + ".int8.onnx")

@@ -16,9 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from pocketgan.data import heldout_images, training_images
 from pocketgan.errors import ModelLoadError, PocketGANError, UnsupportedOpError, UsageError
+from pocketgan.export._runners import predict_traced
 from pocketgan.export.base import ArtifactResult, ExportConfig, ExportResult, Prepared, get_exporter, quiet
 from pocketgan.export.parity import compare, threshold_text
+from pocketgan.images import center_crop_square, load_images, resize, to_nchw
 from pocketgan.manifest import (
     atomic_path,
     library_versions,
@@ -28,20 +31,20 @@ from pocketgan.manifest import (
     size_bytes,
     write_manifest,
 )
+from pocketgan.models import available
 
 log = logging.getLogger(__name__)
 
 
 def _load_source(source: str) -> tuple[Any, dict[str, Any], str]:
     """(torch module, manifest "source" entry, default artifact name) for a checkpoint or model spec."""
-    from pocketgan.models import available
-    from pocketgan.models.specs import load_torch_model
+    from pocketgan.models.specs import load_torch_model  # imports torch
 
     path = Path(source)
     if path.suffix in (".pt", ".pth"):
         if not path.is_file():
             raise ModelLoadError(f"{source}: no such checkpoint")
-        from pocketgan.checkpoint import load_student
+        from pocketgan.checkpoint import load_student  # imports torch
 
         try:
             model, payload = load_student(path)
@@ -77,11 +80,7 @@ def _load_source(source: str) -> tuple[Any, dict[str, Any], str]:
 
 def calibration_images(config: ExportConfig) -> np.ndarray:
     """float32 (N, 3, size, size) in [-1, 1]: --calibration images (center-cropped) or the embedded set."""
-    from pocketgan.images import center_crop_square, resize, to_nchw
-
     if config.calibration:
-        from pocketgan.images import load_images
-
         loaded = load_images(config.calibration)
         if not loaded.images:
             raise UsageError(f"--calibration {config.calibration}: no readable images")
@@ -89,17 +88,12 @@ def calibration_images(config: ExportConfig) -> np.ndarray:
             resize(center_crop_square(img), config.size) for img in loaded.images[: config.calibration_count]
         ]
     else:
-        from pocketgan.data import training_images
-
         images = training_images(config.calibration_count, config.size, seed=20261128)
     return to_nchw(images)
 
 
 def _reference(model, size: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     import torch
-
-    from pocketgan.data import heldout_images
-    from pocketgan.images import to_nchw
 
     named = heldout_images(size)
     x = to_nchw([image for _, image in named])
@@ -110,7 +104,7 @@ def _reference(model, size: int) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def export(source: str, config: ExportConfig | None = None) -> ExportResult:
     """Export `source` (a student checkpoint .pt or a model spec such as "vintage") per `config`."""
-    from pocketgan.export.prepare import check_ops, prepare_model
+    from pocketgan.export.prepare import check_ops, prepare_model  # imports torch
 
     config = config or ExportConfig()
     started = time.perf_counter()
@@ -207,8 +201,6 @@ def _parity(exporter, path: Path, precision: str, reference) -> dict[str, Any]:
     names, x, y_ref = reference
     entry["images"] = names
     try:
-        from pocketgan.export._runners import predict_traced
-
         y, verified_by, first_nonfinite = predict_traced(path, x)
     except Exception as exc:
         if exporter.unverified_reason is None:

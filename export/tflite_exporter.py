@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from pocketgan.export._runners import predict
 from pocketgan.export.base import (
     ANY_FORMAT_UNSUPPORTED_OPS,
     Exporter,
@@ -26,6 +27,7 @@ from pocketgan.export.base import (
     library_missing,
     register_exporter,
 )
+from pocketgan.export.parity import psnr_db
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ class TFLiteExporter(Exporter):
         return f"ConvTranspose2d rewritten to padding 0 + crop: {len(rewritten)}" if rewritten else None
 
     def export(self, prepared: Prepared, precision: str, path: Path) -> dict[str, Any]:
-        from pocketgan.export.prepare import rewrite_conv_transpose
+        from pocketgan.export.prepare import rewrite_conv_transpose  # imports torch
 
         model, rewritten = rewrite_conv_transpose(prepared.model)
         if rewritten:
@@ -129,9 +131,6 @@ def _convert_int8(model, prepared: Prepared, path: Path) -> str:
 def _quick_psnr(path: Path, model, prepared: Prepared) -> float:
     import torch
 
-    from pocketgan.export._runners import predict
-    from pocketgan.export.parity import psnr_db
-
     x = prepared.calibration()[:2]
     with torch.no_grad():
         reference = model(torch.from_numpy(x)).numpy()
@@ -142,7 +141,7 @@ def _nhwc(model, size: int):
     """`model` with NHWC input and output (the same permutes as litert_torch.to_channel_last_io)."""
     import torch
 
-    from pocketgan.export.prepare import ChannelsLast
+    from pocketgan.export.prepare import ChannelsLast  # imports torch
 
     return ChannelsLast(model).eval(), torch.zeros(1, size, size, 3)
 
@@ -162,7 +161,7 @@ def _convert_pt2e_int8(model, prepared: Prepared, path: Path) -> None:
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from pocketgan.export.prepare import float_only_types, nhwc_calibration
+    from pocketgan.export.prepare import float_only_types, nhwc_calibration  # imports torch
 
     wrapped, sample = _nhwc(model, prepared.size)
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
@@ -193,7 +192,7 @@ def _aeq_static_int8(base: Path, prepared: Prepared, path: Path, conv_only: bool
     """AI Edge Quantizer static int8: every op (int8 I/O), or convolutions only (float I/O)."""
     from ai_edge_quantizer import qtyping, quantizer, recipe
 
-    from pocketgan.export.prepare import nhwc_calibration
+    from pocketgan.export.prepare import nhwc_calibration  # imports torch
 
     name = _input_name(base)
     q = quantizer.Quantizer(str(base))

@@ -18,6 +18,8 @@ import torch
 
 from pocketgan.errors import ModelLoadError
 from pocketgan.manifest import atomic_path
+from pocketgan.models import build
+from pocketgan.models.zoo import load_state_dict_file
 
 CHECKPOINT_FORMAT = "pocketgan-student/1"
 
@@ -32,8 +34,6 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint with `weights_only=True`; anything that would run code is refused."""
-    from pocketgan.models.zoo import load_state_dict_file
-
     payload = load_state_dict_file(path)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ModelLoadError(f"{path}: not a PocketGAN student checkpoint (no format {CHECKPOINT_FORMAT!r})")
@@ -45,8 +45,6 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 def load_student(path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the student generator from a checkpoint, in eval mode, with its payload."""
-    from pocketgan.models import build
-
     payload = load_checkpoint(path)
     model = build(payload["student"], **payload["student_kwargs"])
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pocketgan.errors import UsageError
+from pocketgan.manifest import atomic_write_bytes
 
 T = TypeVar("T")
 
@@ -51,8 +52,6 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def save_config(config: Any, path: str | os.PathLike) -> Path:
     """Write a dataclass config as TOML, atomically."""
-    from pocketgan.manifest import atomic_write_bytes
-
     atomic_write_bytes(path, dumps_toml(config_to_dict(config)).encode())
     return Path(path)
 

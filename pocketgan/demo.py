@@ -20,8 +20,12 @@ from typing import Any
 
 import click
 
+from pocketgan.distill.config import resolve_config
+from pocketgan.distill.trainer import distill
 from pocketgan.errors import ModelLoadError, UsageError
-from pocketgan.export import PRECISIONS, registered_exporters
+from pocketgan.evals.evaluate import EvalConfig, evaluate
+from pocketgan.evals.parity import ParityConfig, check_parity, format_table, junit_xml
+from pocketgan.export import PRECISIONS, ExportConfig, export, registered_exporters
 from pocketgan.manifest import atomic_write_json
 
 SHIPPED_STUDENT = Path(__file__).with_name("zoo") / "vintage-mobile" / "student.pt"
@@ -125,8 +129,6 @@ def demo(config: DemoConfig) -> DemoResult:
 
 
 def _distill_quick(config: DemoConfig, out: Path) -> str:
-    from pocketgan.distill.config import resolve_config
-    from pocketgan.distill.trainer import distill
 
     run_dir = out / "quick-run"
     distill_config = resolve_config(
@@ -144,7 +146,6 @@ def _distill_quick(config: DemoConfig, out: Path) -> str:
 
 
 def _export(source: str, artifacts: Path, name: str, precisions, config: DemoConfig, formats) -> dict:
-    from pocketgan.export import ExportConfig, export
 
     result = export(
         source,
@@ -165,7 +166,6 @@ def _export(source: str, artifacts: Path, name: str, precisions, config: DemoCon
 
 
 def _parity(artifacts: Path, out: Path, config: DemoConfig) -> dict:
-    from pocketgan.evals.parity import ParityConfig, check_parity, format_table, junit_xml
 
     result = check_parity(ParityConfig(artifacts=str(artifacts), reference="student", threads=config.threads))
     (out / "parity.xml").write_bytes(junit_xml(result))
@@ -174,7 +174,6 @@ def _parity(artifacts: Path, out: Path, config: DemoConfig) -> dict:
 
 
 def _eval(artifacts: Path, out: Path, config: DemoConfig) -> dict:
-    from pocketgan.evals.evaluate import EvalConfig, evaluate
 
     result = evaluate(
         EvalConfig(

@@ -13,6 +13,8 @@ from typing import Any
 import click
 
 from pocketgan.export import exportability
+from pocketgan.flops import MAC_METHOD, count_macs, count_params
+from pocketgan.models.specs import load_torch_model
 from pocketgan.runtime.base import format_of
 
 
@@ -20,8 +22,6 @@ def inspect_model(spec: str, size: int = 256, weights: str | None = None, **mode
     """A JSON-able description of `spec` at `size`x`size`."""
     if Path(spec).suffix == ".onnx":
         return _inspect_onnx(spec, size)
-    from pocketgan.flops import MAC_METHOD, count_macs, count_params
-    from pocketgan.models.specs import load_torch_model
 
     model = load_torch_model(spec, weights=weights, **model_kwargs)
     layers = Counter(type(m).__name__ for m in model.modules() if not list(m.children()))

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pocketgan
 from pocketgan.errors import ModelLoadError
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -93,8 +94,6 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def library_versions(names: tuple[str, ...] | list[str]) -> dict[str, str]:
     """Installed versions of the named distributions ('not installed' where missing)."""
-    import pocketgan
-
     versions = {"pocketgan": pocketgan.__version__}
     for name in names:
         try:

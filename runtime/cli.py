@@ -12,7 +12,10 @@ from pathlib import Path
 
 import click
 
+from pocketgan import runtime
 from pocketgan.errors import ImageLoadError, PocketGANError
+from pocketgan.images import find_images, load_image
+from pocketgan.runtime.provenance import ProvenanceLabel, write_image
 
 GLOB_CHARS = "*?["
 
@@ -33,7 +36,6 @@ class RunReport:
 
 
 def _folder_jobs(folder: Path, outdir: Path, fmt: str) -> list[Job]:
-    from pocketgan.images import find_images
 
     outdir = outdir.resolve()
     jobs = []
@@ -96,9 +98,6 @@ def process(session, jobs: list[Job], outdir: Path, fmt: str, label, overwrite: 
     from PIL import Image
     from tqdm import tqdm
 
-    from pocketgan.images import load_image
-    from pocketgan.runtime.provenance import write_image
-
     report = RunReport()
     progress = tqdm(jobs, desc="pocketgan run", unit="image", file=sys.stderr, disable=None)
     for job in progress:
@@ -125,7 +124,6 @@ def process(session, jobs: list[Job], outdir: Path, fmt: str, label, overwrite: 
 def _list_backends(ctx, param, value):
     if not value or ctx.resilient_parsing:
         return
-    from pocketgan import runtime
 
     for name, status in runtime.available_backends().items():
         click.echo(f"{name}: {status}")
@@ -187,9 +185,6 @@ def run_command(ctx, model, inputs, outdir, backend, threads, providers, fmt, no
       pocketgan run dist/student.fp32.onnx photo.jpg -o out/
       pocketgan run dist/student.int8.tflite photos/ "more/*.png" -o out/ --threads 2 --format jpg
     """
-    from pocketgan import runtime
-    from pocketgan.runtime.provenance import ProvenanceLabel
-
     runtime.keep_freed_memory()  # the resize buffers of one photo are reused for the next, not re-faulted
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
     session = runtime.load(model, backend=backend, threads=threads, providers=provider_list)

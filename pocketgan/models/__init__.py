@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pocketgan.errors import UsageError
+
 _REGISTRY: dict[str, Callable] = {}
 _KINDS: dict[str, str] = {}
 
@@ -36,8 +38,6 @@ def available(kind: str | None = None) -> list[str]:
 
 def build(name: str, **kwargs):
     """Instantiate a registered model by name."""
-    from pocketgan.errors import UsageError
-
     _ensure_loaded()
     if name not in _REGISTRY:
         raise UsageError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}")

@@ -18,21 +18,20 @@ from pathlib import Path
 
 import torch
 
+from pocketgan.checkpoint import load_student
 from pocketgan.errors import ModelLoadError, UsageError
+from pocketgan.models import available, build
+from pocketgan.models.zoo import load_state_dict_file, load_vintage
 
 
 def load_torch_model(spec: str, weights: str | None = None, **model_kwargs) -> torch.nn.Module:
     """A torch module in eval mode for `spec` (see the module docstring)."""
-    from pocketgan.models import available, build
-    from pocketgan.models.zoo import load_state_dict_file, load_vintage
-
     if spec == "vintage":
         return load_vintage()
     path = Path(spec)
     if path.suffix == ".pt" or path.suffix == ".pth":
         if not path.exists():
             raise ModelLoadError(f"{spec}: no such checkpoint")
-        from pocketgan.checkpoint import load_student
 
         return load_student(path)[0]
     if path.suffix == ".pt2":

@@ -20,6 +20,8 @@ import numpy as np
 
 from pocketgan.errors import UsageError
 from pocketgan.runtime.base import IMAGE_DTYPE, Backend, register_backend
+from pocketgan.runtime.coreml import coreml_embedded_manifest, coreml_io_specs
+from pocketgan.runtime.coreml_reference.interpreter import load_interpreter
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,6 @@ class CoreMLReferenceBackend(Backend):
         return "ok"
 
     def __init__(self, path: Path, threads: int | None = None, providers: Sequence[str] | None = None):
-        from pocketgan.runtime.coreml import coreml_embedded_manifest, coreml_io_specs
-        from pocketgan.runtime.coreml_reference.interpreter import load_interpreter
 
         if providers:
             raise UsageError("providers apply to the onnxruntime backend only")

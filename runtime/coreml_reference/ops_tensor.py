@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from pocketgan.runtime.coreml_reference.program import unpack_bits
 from pocketgan.runtime.coreml_reference.registry import get, ints, op
 
 # ---- elementwise -------------------------------------------------------------------------------------------
@@ -330,7 +331,6 @@ def _constexpr_blockwise_shift_scale(a: dict[str, Any]) -> np.ndarray:
 
 @op("constexpr_lut_to_dense")
 def _constexpr_lut_to_dense(a: dict[str, Any]) -> np.ndarray:
-    from pocketgan.runtime.coreml_reference.program import unpack_bits
 
     lut, indices = a["lut"], a["indices"]
     if "shape" in a:  # iOS16: one flat LUT, indices packed into uint8 bytes
