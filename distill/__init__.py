@@ -6,7 +6,7 @@ Example: pocketgan distill --preset quick --out runs/quick
 """
 
 from pocketgan.distill.config import DistillConfig, resolve_config
-from pocketgan.distill.teacher import Teacher, load_teacher
 from pocketgan.distill.trainer import DistillResult, distill
+from pocketgan.models.teacher import Teacher, load_teacher
 
 __all__ = ["DistillConfig", "DistillResult", "Teacher", "distill", "load_teacher", "resolve_config"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pocketgan.config import config_from_dict, config_to_dict, dumps_toml
+from pocketgan.config import DEFAULT_TEACHER, config_from_dict, config_to_dict, dumps_toml
 from pocketgan.errors import UsageError
 from pocketgan.manifest import atomic_write_bytes
 
@@ -63,7 +63,7 @@ class DistillConfig:
     """
 
     # What to distill
-    teacher: str = "vintage"
+    teacher: str = DEFAULT_TEACHER
     teacher_weights: str | None = None
     student: str = "patch-resnet"
     width: int = 48

@@ -10,9 +10,9 @@ import torch
 from pocketgan.checkpoint import load_checkpoint
 from pocketgan.distill.config import DistillConfig
 from pocketgan.distill.losses import FeatureAdapters, feature_channels
-from pocketgan.distill.teacher import Teacher, find_module
 from pocketgan.errors import UsageError
 from pocketgan.models import available, build
+from pocketgan.models.teacher import Teacher, find_module
 
 
 def load_student_weights(student: torch.nn.Module, payload: dict, source: str, config: DistillConfig) -> None:

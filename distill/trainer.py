@@ -45,11 +45,11 @@ from pocketgan.distill.parts import (
     student_forward,
     teacher_features,
 )
-from pocketgan.distill.teacher import Teacher, load_teacher
 from pocketgan.errors import CheckFailed, UsageError
 from pocketgan.flops import MAC_METHOD, count_macs, count_params
 from pocketgan.images import to_nchw
 from pocketgan.models import build
+from pocketgan.models.teacher import Teacher, load_teacher
 
 log = logging.getLogger(__name__)
 HELDOUT_SEED = 0  # cache key of the held-out portraits (they are never augmented)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from pocketgan.config import DEFAULT_TEACHER
 from pocketgan.errors import CheckFailed
 from pocketgan.evals.bench import BenchConfig, bench
 from pocketgan.evals.bench import format_table as bench_table
@@ -42,7 +43,9 @@ def bench_command(models, threads, warmup, iterations, backend, size, json_path)
 
 
 @click.command("eval")
-@click.option("--teacher", default="vintage", show_default=True, help="Teacher spec (see ARCHITECTURE.md).")
+@click.option(
+    "--teacher", default=DEFAULT_TEACHER, show_default=True, help="Teacher spec (see ARCHITECTURE.md)."
+)
 @click.option(
     "--teacher-weights", default=None, type=click.Path(), help="State dict for a pkg.module:factory teacher."
 )
@@ -99,7 +102,9 @@ def eval_command(artifacts, out, no_progress, **options):
     default=None,
     help="Check at this size (default: each artifact's own; another size adds resizing and 8-bit rounding, so use --min-psnr with it).",
 )
-@click.option("--teacher", default="vintage", show_default=True, help="Teacher spec for teacher references.")
+@click.option(
+    "--teacher", default=DEFAULT_TEACHER, show_default=True, help="Teacher spec for teacher references."
+)
 @click.option("--json", "json_path", type=click.Path(), help="Also write the rows as JSON here.")
 def parity_command(artifacts, reference, min_psnr, junit, size, teacher, json_path):
     """CI gate: every artifact vs its reference on the held-out photos. Exit 1 if any falls short.

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pocketgan.config import DEFAULT_TEACHER
 from pocketgan.errors import UsageError
 from pocketgan.evals.bench import BenchConfig, bench_one
 from pocketgan.evals.common import (
@@ -48,7 +49,7 @@ EVAL_VERSIONS = ("torch", "onnxruntime", "ai-edge-litert", "coremltools", "sciki
 @dataclass(frozen=True)
 class EvalConfig:
     artifacts: str
-    teacher: str = "vintage"
+    teacher: str = DEFAULT_TEACHER
     teacher_weights: str | None = None
     data: str | None = None
     size: int = 256
@@ -96,8 +97,8 @@ def _teacher_section(config: EvalConfig, images: list[np.ndarray]):
     """Teacher outputs, params/MACs and torch latency (batch 1, fixed threads)."""
     import torch
 
-    from pocketgan.distill.teacher import load_teacher  # imports torch
     from pocketgan.flops import MAC_METHOD  # imports torch
+    from pocketgan.models.teacher import load_teacher  # imports torch
 
     torch.set_num_threads(config.threads)
     teacher = load_teacher(config.teacher, config.teacher_weights)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pocketgan.config import DEFAULT_TEACHER
 from pocketgan.data import heldout_images
 from pocketgan.errors import UsageError
 from pocketgan.evals.common import (
@@ -45,7 +46,7 @@ class ParityConfig:
     min_psnr: float | None = None
     junit: str | None = None
     size: int | None = None  # default: each artifact's own input size
-    teacher: str = "vintage"
+    teacher: str = DEFAULT_TEACHER
     threads: int = 2
 
     def __post_init__(self):
@@ -96,7 +97,7 @@ class _References:
 
     def _teacher(self):
         if self.teacher is None:
-            from pocketgan.distill.teacher import load_teacher  # imports torch
+            from pocketgan.models.teacher import load_teacher  # imports torch
 
             self.teacher = load_teacher(self.config.teacher)
         return self.teacher

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pocketgan.data import heldout_images, training_images
-from pocketgan.errors import ModelLoadError, PocketGANError, UnsupportedOpError, UsageError
+from pocketgan.errors import UnsupportedOpError, UsageError
 from pocketgan.export._runners import predict_traced
 from pocketgan.export.base import ArtifactResult, ExportConfig, ExportResult, Prepared, get_exporter, quiet
 from pocketgan.export.parity import compare, threshold_text
@@ -31,51 +31,36 @@ from pocketgan.manifest import (
     size_bytes,
     write_manifest,
 )
-from pocketgan.models import available
 
 log = logging.getLogger(__name__)
 
 
 def _load_source(source: str) -> tuple[Any, dict[str, Any], str]:
     """(torch module, manifest "source" entry, default artifact name) for a checkpoint or model spec."""
-    from pocketgan.models.specs import load_torch_model  # imports torch
+    from pocketgan.models.resolve import resolve  # imports torch
 
-    path = Path(source)
-    if path.suffix in (".pt", ".pth"):
-        if not path.is_file():
-            raise ModelLoadError(f"{source}: no such checkpoint")
-        from pocketgan.checkpoint import load_student  # imports torch
-
-        try:
-            model, payload = load_student(path)
-        except PocketGANError:
-            raise
-        except Exception as exc:  # a truncated or foreign file: say so in one line
-            raise ModelLoadError(
-                f"{source}: not a PocketGAN student checkpoint ({type(exc).__name__})"
-            ) from None
+    resolved = resolve(source)
+    model = resolved.torch_module()
+    if resolved.source == "checkpoint":
         entry = {
             "kind": "student",
-            "checkpoint": str(path),
-            "checkpoint_sha256": sha256_file(path),
-            "student": payload["student"],
-            "student_kwargs": payload.get("student_kwargs", {}),
-            "config": payload.get("config"),
+            "checkpoint": str(resolved.path),
+            "checkpoint_sha256": resolved.hash,
+            "student": resolved.payload["student"],
+            "student_kwargs": resolved.payload.get("student_kwargs", {}),
+            "config": resolved.payload.get("config"),
         }
         return model, entry, "student"
-    model = load_torch_model(source)
-    name = source.removeprefix("student:")
-    kind = "student" if name in available("student") else "teacher"
     entry = {
-        "kind": kind,
+        "kind": resolved.kind,
         "checkpoint": None,
         "checkpoint_sha256": None,
         "spec": source,
-        "student": name if kind == "student" else None,
+        "student": resolved.name if resolved.kind == "student" else None,
         "student_kwargs": {},
         "config": None,
     }
-    return model, entry, kind
+    return model, entry, resolved.kind
 
 
 def calibration_images(config: ExportConfig) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Model preparation before any format: eval mode, BatchNorm folded, static shape, op check, rewrites.
 
-Example: python -c "from pocketgan.models.specs import load_torch_model; from export import exportability;
-                    print(exportability(load_torch_model('vintage'), 256))"
+Example: python -c "from pocketgan.models.resolve import resolve; from pocketgan.export import exportability;
+                    print(exportability(resolve('vintage').module, 256))"
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import torch
 
 from pocketgan.errors import ModelLoadError
 from pocketgan.manifest import atomic_path
-from pocketgan.models import build
+from pocketgan.models.registry import build
 from pocketgan.models.zoo import load_state_dict_file
 
 CHECKPOINT_FORMAT = "pocketgan-student/1"

@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 from pocketgan.errors import UsageError
 from pocketgan.manifest import atomic_write_bytes
 
+# The teacher every stage uses when none is named: a pretrained entry of pocketgan/models/zoo.py.
+DEFAULT_TEACHER = "vintage"
+
 T = TypeVar("T")
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from pocketgan.config import DEFAULT_TEACHER
 from pocketgan.distill.config import resolve_config
 from pocketgan.distill.trainer import distill
 from pocketgan.errors import ModelLoadError, UsageError
@@ -120,7 +121,7 @@ def demo(config: DemoConfig) -> DemoResult:
         )
         stages.run(
             "export-teacher",
-            lambda: _export("vintage", artifacts, "teacher", ("fp32",), config, TEACHER_FORMATS),
+            lambda: _export(DEFAULT_TEACHER, artifacts, "teacher", ("fp32",), config, TEACHER_FORMATS),
         )
         parity = stages.run("parity", lambda: _parity(artifacts, out, config))
         report = stages.run("eval", lambda: _eval(artifacts, out, config))

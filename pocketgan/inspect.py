@@ -7,23 +7,23 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import click
 
 from pocketgan.export import exportability
 from pocketgan.flops import MAC_METHOD, count_macs, count_params
-from pocketgan.models.specs import load_torch_model
+from pocketgan.models.resolve import resolve
 from pocketgan.runtime.base import format_of
 
 
 def inspect_model(spec: str, size: int = 256, weights: str | None = None, **model_kwargs) -> dict[str, Any]:
     """A JSON-able description of `spec` at `size`x`size`."""
-    if Path(spec).suffix == ".onnx":
+    resolved = resolve(spec, weights, **model_kwargs)
+    if resolved.is_black_box:
         return _inspect_onnx(spec, size)
 
-    model = load_torch_model(spec, weights=weights, **model_kwargs)
+    model = resolved.module
     layers = Counter(type(m).__name__ for m in model.modules() if not list(m.children()))
     return {
         "model": spec,

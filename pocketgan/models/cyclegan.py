@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pocketgan.models import register_model
+from pocketgan.models.registry import register_model
 
 
 class ResnetBlock(nn.Module):

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pocketgan.models import register_model
+from pocketgan.models.registry import register_model
 
 NORMS = ("batch", "none")
 

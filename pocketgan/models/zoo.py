@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from pocketgan.errors import ModelLoadError
-from pocketgan.models import build
+from pocketgan.models.registry import build, register_pretrained
 
 VINTAGE_PACKAGE = "vintagify"
 VINTAGE_FILE = "vintagify/resources/G_A2B_epoch33.pth"
@@ -47,6 +47,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"{path}: refused to load checkpoint ({first[:200]})") from None
 
 
+@register_pretrained("vintage", kind="teacher", weights_path=vintage_weights_path)
 def load_vintage() -> torch.nn.Module:
     """The pretrained CycleGAN ResNet-9 modern->vintage generator, in eval mode."""
     model = build("cyclegan-resnet9")

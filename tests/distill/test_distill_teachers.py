@@ -40,7 +40,7 @@ def test_teacher_hash_is_stable_and_tracks_weights():
     assert first.hash == second.hash
     with torch.no_grad():
         second.module.grade.bias.add_(1.0)
-    from pocketgan.distill.teacher import state_dict_sha256
+    from pocketgan.models.resolve import state_dict_sha256
 
     assert state_dict_sha256(first.module) != state_dict_sha256(second.module)
 

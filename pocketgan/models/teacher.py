@@ -1,39 +1,26 @@
 """Every teacher as one `Teacher`: `teacher(x)` maps [-1, 1] NCHW to [-1, 1] NCHW, whatever it is underneath.
 
-Specs: `vintage`, a registered name, `pkg.module:factory` (+ weights), `model.pt2`, `student.pt` (torch
-modules: feature taps available) and `model.onnx` (a black box run by onnxruntime: outputs only).
-`teacher.hash` identifies the weights (sha256 of the weights file, model file or state dict) for the cache.
+A teacher is any spec `pocketgan.models.resolve` takes: torch modules (feature taps available) and ONNX
+black boxes run by onnxruntime (outputs only). `teacher.hash` identifies the weights, for the cache.
+Distillation trains against it; eval and parity compare artifacts with it.
 
-Example: python -c "from distill.teacher import load_teacher; t = load_teacher('vintage'); print(t.hash[:12])"
+Example: python -c "from pocketgan.models.teacher import load_teacher; t = load_teacher('vintage'); print(t.hash[:12])"
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from pocketgan.config import DEFAULT_TEACHER
 from pocketgan.errors import ModelLoadError, UsageError
-from pocketgan.manifest import sha256_file
-from pocketgan.models.specs import load_torch_model
-from pocketgan.models.zoo import vintage_weights_path
+from pocketgan.models.resolve import Resolved, resolve
 
 log = logging.getLogger(__name__)
-
-
-def state_dict_sha256(module: torch.nn.Module) -> str:
-    """sha256 over a module's state dict (names, dtypes, shapes, bytes) in a fixed order."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
 
 
 class Teacher:
@@ -115,39 +102,21 @@ def find_module(model: torch.nn.Module, name: str, role: str) -> torch.nn.Module
     return modules[name]
 
 
-def load_teacher(spec: str = "vintage", weights: str | None = None) -> Teacher:
+def load_teacher(spec: str = DEFAULT_TEACHER, weights: str | None = None) -> Teacher:
     """Resolve a `--teacher` spec (and `--teacher-weights`) into a `Teacher` on the CPU."""
-    path = Path(spec)
-    if path.suffix == ".onnx":
-        if weights:
-            raise UsageError("--teacher-weights does not apply to an ONNX teacher (its weights are inside)")
-        return Teacher(spec, sha256_file(_existing(path)), onnx_session=_onnx_session(path))
-    if path.suffix in (".pt2", ".pt", ".pth"):
-        file_hash = sha256_file(_existing(path))
-        return Teacher(spec, file_hash, module=load_torch_model(spec, weights=weights))
-    module = load_torch_model(spec, weights=weights)
-    if spec == "vintage":
-        return Teacher(spec, sha256_file(vintage_weights_path()), module=module)
-    if weights:
-        identity = hashlib.sha256(f"{spec}|{sha256_file(weights)}".encode()).hexdigest()
-    else:
-        identity = hashlib.sha256(f"{spec}|{state_dict_sha256(module)}".encode()).hexdigest()
-    return Teacher(spec, identity, module=module)
+    resolved = resolve(spec, weights, role="teacher")
+    if resolved.is_black_box:
+        return Teacher(spec, resolved.hash, onnx_session=_onnx_session(resolved))
+    return Teacher(spec, resolved.hash, module=resolved.module)
 
 
-def _existing(path: Path) -> Path:
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such teacher file")
-    return path
-
-
-def _onnx_session(path: Path):
+def _onnx_session(resolved: Resolved):
     try:
         import onnxruntime
     except ImportError:
         raise ModelLoadError("an ONNX teacher needs onnxruntime: pip install onnxruntime") from None
     try:
-        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(str(resolved.path), providers=["CPUExecutionProvider"])
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:200]
-        raise ModelLoadError(f"{path}: onnxruntime cannot load it ({first})") from None
+        raise ModelLoadError(f"{resolved.path}: onnxruntime cannot load it ({first})") from None
