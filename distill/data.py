@@ -22,7 +22,6 @@ def pool_seed(config: DistillConfig, phase_index: int) -> int:
 
 @lru_cache(maxsize=4)
 def _user_images(folder: str) -> tuple[np.ndarray, ...]:
-
     loaded = load_images(folder)
     if not loaded.images:
         raise UsageError(f"--data {folder}: no readable images found")

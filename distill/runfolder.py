@@ -10,7 +10,6 @@ Example: python -c "from distill.runfolder import read_metrics; print(read_metri
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from pocketgan.checkpoint import load_checkpoint, save_checkpoint
 from pocketgan.errors import ModelLoadError
 from pocketgan.images import to_uint8
 from pocketgan.manifest import atomic_path
+from pocketgan.metrics import json_ready
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.jsonl"
@@ -32,20 +32,10 @@ SAMPLES_DIR = "samples"
 TRAINING_STATE = "pocketgan-training-state/1"
 
 
-def json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def append_metrics(run_dir: str | os.PathLike, record: dict[str, Any]) -> None:
     """Append one JSON line (non-finite numbers become strings, so every line stays valid JSON)."""
     with open(Path(run_dir) / METRICS_FILE, "a") as handle:
-        handle.write(json.dumps(json_safe(record)) + "\n")
+        handle.write(json.dumps(json_ready(record)) + "\n")
         handle.flush()
 
 

@@ -221,7 +221,6 @@ class _Run:
 
     # ---- data ----------------------------------------------------------------------------------------
     def _phase_data(self, phase_index: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-
         pool = training_pool(self.config, size, phase_index)
         mine = [pool[i] for i in shard(len(pool), self.context.rank, self.context.world_size)]
         targets = self._teacher_outputs(mine, size, pool_seed(self.config, phase_index), f"teacher {size}px")
@@ -497,7 +496,6 @@ class _Run:
         self._save_student(self._eval_model(), self.last_eval, runfolder.BEST_CHECKPOINT)
 
     def _save_student(self, student: torch.nn.Module, metrics: dict[str, Any], name: str) -> None:
-
         if self.macs is None:
             probe = build(self.config.student, **self.config.student_build_kwargs()).eval()
             self.macs = int(count_macs(probe, self.config.size))

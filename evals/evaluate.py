@@ -28,17 +28,10 @@ from pocketgan.evals.common import (
     run_artifact,
     torch_outputs,
 )
-from pocketgan.evals.fidelity import (
-    UNAVAILABLE_WEIGHTS,
-    compare_images,
-    frechet_distance,
-    identity_baseline,
-    lpips_distance,
-    model_cost,
-)
 from pocketgan.evals.report import write_reports
 from pocketgan.images import to_float
 from pocketgan.manifest import atomic_write_json, library_versions, now_iso, size_bytes
+from pocketgan.metrics import UNAVAILABLE_WEIGHTS, compare_images, frechet_distance, lpips_distance
 from pocketgan.runtime.base import backend_status, backends_for
 
 log = logging.getLogger(__name__)
@@ -97,7 +90,7 @@ def _teacher_section(config: EvalConfig, images: list[np.ndarray]):
     """Teacher outputs, params/MACs and torch latency (batch 1, fixed threads)."""
     import torch
 
-    from pocketgan.flops import MAC_METHOD  # imports torch
+    from pocketgan.flops import MAC_METHOD, model_cost  # imports torch
     from pocketgan.models.teacher import load_teacher  # imports torch
 
     torch.set_num_threads(config.threads)
@@ -124,7 +117,6 @@ class _SourceModels:
         self.costs: dict[tuple[str, int], dict[str, int]] = {}
 
     def get(self, manifest, artifact: Path):
-
         key = str(((manifest or {}).get("source") or {}).get("checkpoint"))
         if key not in self.cache:
             model, description = load_source_student(manifest, artifact)
@@ -133,6 +125,7 @@ class _SourceModels:
         return self.cache[key]
 
     def cost(self, key: str, model, size: int) -> dict[str, int]:
+        from pocketgan.flops import model_cost  # imports torch
 
         if (key, size) not in self.costs:
             self.costs[(key, size)] = model_cost(model, size)
@@ -140,7 +133,6 @@ class _SourceModels:
 
 
 def _empty_row(path: Path, manifest: dict | None, threads: int) -> dict[str, Any]:
-
     source = (manifest or {}).get("source") or {}
     kind = source.get("kind", "student")
     return {
@@ -228,7 +220,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
     images = [image for _, image in named]
     inputs = [to_float(image) for image in images]
     teacher, teacher_outputs, teacher_section = _teacher_section(config, images)
-    baseline = identity_baseline(inputs, teacher_outputs, names)
+    baseline = compare_images(inputs, teacher_outputs, names)  # what a do-nothing student scores
     sources = _SourceModels(images)
     artifact_pictures: dict[str, list[np.ndarray]] = {}
     rows = []

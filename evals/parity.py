@@ -10,7 +10,6 @@ Example: pocketgan parity --artifacts dist/ --junit build/parity.xml
 from __future__ import annotations
 
 import logging
-import math
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -30,9 +29,9 @@ from pocketgan.evals.common import (
     run_artifact,
     torch_outputs,
 )
-from pocketgan.evals.fidelity import max_abs, psnr
-from pocketgan.export.parity import THRESHOLDS, compare
+from pocketgan.export.parity import THRESHOLDS
 from pocketgan.manifest import atomic_write_bytes, read_manifest
+from pocketgan.metrics import judge
 
 log = logging.getLogger(__name__)
 
@@ -103,39 +102,27 @@ class _References:
         return self.teacher
 
 
-def _number(value: Any) -> float:
-    """export.parity writes inf as "inf" and an unmeasurable value as None."""
-    return float("nan") if value is None else float(value)
-
-
 def _judge(outputs, references, precision: str, min_psnr: float | None) -> dict[str, Any]:
-    """Per-image comparison; the artifact passes only if every image passes."""
-    per_image = []
-    for out, ref in zip(outputs, references, strict=True):
-        if min_psnr is not None:
-            score = psnr(out, ref)
-            per_image.append(
-                {
-                    "psnr_db": score,
-                    "max_abs": max_abs(out, ref),
-                    "passed": bool(score >= min_psnr),
-                    "threshold": f"psnr_db >= {min_psnr:g}",
-                }
-            )
-            continue
-
-        if precision not in THRESHOLDS:
-            raise UsageError(f"no parity threshold for precision {precision!r}; pass --min-psnr")
-        per_image.append(dict(compare(out.transpose(2, 0, 1)[None], ref.transpose(2, 0, 1)[None], precision)))
-    worst_psnr = min(_number(r["psnr_db"]) for r in per_image)
-    worst_abs = max(_number(r["max_abs"]) for r in per_image)
+    """Per-image judgement (pocketgan.metrics.judge); the artifact passes only if every image passes."""
+    if min_psnr is not None:
+        rule = ("psnr_db", min_psnr)
+    elif precision in THRESHOLDS:
+        rule = THRESHOLDS[precision]
+    else:
+        raise UsageError(f"no parity threshold for precision {precision!r}; pass --min-psnr")
+    per_image = [judge(out, ref, *rule) for out, ref in zip(outputs, references, strict=True)]
     return {
-        "psnr_db": worst_psnr if math.isfinite(worst_psnr) else str(worst_psnr),
-        "max_abs": worst_abs if math.isfinite(worst_abs) else str(worst_abs),
-        "passed": all(bool(r["passed"]) for r in per_image),
-        "threshold": str(per_image[0]["threshold"]),
+        "psnr_db": _worst(min, [r["psnr_db"] for r in per_image]),
+        "max_abs": _worst(max, [r["max_abs"] for r in per_image]),
+        "passed": all(r["passed"] for r in per_image),
+        "threshold": per_image[0]["threshold"],
         "per_image": per_image,
     }
+
+
+def _worst(pick, values: list[float | None]) -> float | None:
+    measured = [v for v in values if v is not None]
+    return pick(measured) if measured else None
 
 
 def check_artifact(path: Path, config: ParityConfig, references: _References) -> dict[str, Any]:

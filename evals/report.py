@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from pocketgan.evals.fidelity import psnr
 from pocketgan.images import to_uint8
 from pocketgan.manifest import atomic_write_bytes
+from pocketgan.metrics import psnr
 
 CHART_PSNR_MAX_DB = 60.0  # charts clip PSNR here (a teacher export scores >100 dB against its teacher)
 DIFF_GAIN = 8.0

@@ -14,6 +14,7 @@ from pocketgan.errors import ParityError, PocketGANError, UnsupportedOpError, Us
 from pocketgan.export import export
 from pocketgan.export.base import PRECISIONS, ExportConfig, registered_exporters
 from pocketgan.export.parity import thresholds_summary
+from pocketgan.metrics import json_ready
 
 FORMATS = tuple(registered_exporters())
 
@@ -118,7 +119,7 @@ def export_command(
             ],
         }
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        Path(json_path).write_text(json.dumps(json_ready(payload), indent=2, default=str) + "\n")
     unsupported = [a for a in result.failed if "not exportable" in a.status]
     if unsupported:
         raise UnsupportedOpError(unsupported[0].status.removeprefix("failed: "))

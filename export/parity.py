@@ -1,6 +1,6 @@
-"""Parity thresholds per precision (the one table) and `compare` (torch-free: numpy + scikit-image).
+"""Parity thresholds per precision (the one table) and `compare`, the judgement against them (torch-free).
 
-Outputs are float arrays in [-1, 1]; PSNR uses data_range=2.0 like every PocketGAN metric.
+Outputs are float arrays in [-1, 1]; the numbers and the judgement are pocketgan.metrics'.
 p6 (6-bit palettized weights, 64 values per tensor) gets 30 dB: coarser than int8's 256 levels, and
 the level Qualcomm AI Hub calls "typically good" for on-device image models.
 
@@ -10,10 +10,11 @@ Example: python -c "import numpy as np; from export.parity import compare;
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
+
+from pocketgan.metrics import judge, rule_text
 
 # precision -> (metric, bound): "max_abs" passes when <= bound, "psnr_db" when >= bound.
 THRESHOLDS: dict[str, tuple[str, float]] = {
@@ -26,8 +27,7 @@ THRESHOLDS: dict[str, tuple[str, float]] = {
 
 
 def threshold_text(precision: str) -> str:
-    metric, bound = THRESHOLDS[precision]
-    return f"max_abs <= {bound:g}" if metric == "max_abs" else f"psnr_db >= {bound:g}"
+    return rule_text(*THRESHOLDS[precision])
 
 
 def _bound_text(bound: float) -> str:
@@ -50,47 +50,8 @@ def thresholds_summary() -> str:
     return "; ".join(parts)
 
 
-def psnr_db(output: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR in dB over [-1, 1] (data_range 2.0); inf for identical arrays."""
-    from skimage.metrics import peak_signal_noise_ratio
-
-    output = np.asarray(output, dtype=np.float64)
-    reference = np.asarray(reference, dtype=np.float64)
-    if np.array_equal(output, reference):
-        return math.inf
-    return float(peak_signal_noise_ratio(reference, output, data_range=2.0))
-
-
 def compare(output: np.ndarray, reference: np.ndarray, precision: str) -> dict[str, Any]:
-    """{"psnr_db", "max_abs", "passed", "threshold"} for one output against its reference."""
+    """{"psnr_db", "max_abs", "passed", "threshold"} for one output against its reference (metrics.judge)."""
     if precision not in THRESHOLDS:
         raise KeyError(f"no parity threshold for precision {precision!r}")
-    output = np.asarray(output, dtype=np.float64)
-    reference = np.asarray(reference, dtype=np.float64)
-    if output.shape != reference.shape:
-        return {
-            "psnr_db": None,
-            "max_abs": None,
-            "passed": False,
-            "threshold": threshold_text(precision),
-            "error": f"shape {output.shape} != reference {reference.shape}",
-        }
-    finite = bool(np.isfinite(output).all())
-    max_abs = float(np.max(np.abs(output - reference))) if finite else math.inf
-    psnr = psnr_db(output, reference) if finite else -math.inf
-    metric, bound = THRESHOLDS[precision]
-    value = max_abs if metric == "max_abs" else psnr
-    passed = finite and (value <= bound if metric == "max_abs" else value >= bound)
-    return {
-        "psnr_db": _json_number(psnr),
-        "max_abs": _json_number(max_abs),
-        "passed": bool(passed),
-        "threshold": threshold_text(precision),
-    }
-
-
-def _json_number(value: float) -> float | str:
-    """JSON has no inf: write "inf"/"-inf" as strings, round the rest."""
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return round(value, 6) if abs(value) < 1 else round(value, 3)
+    return judge(output, reference, *THRESHOLDS[precision])

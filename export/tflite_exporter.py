@@ -27,8 +27,8 @@ from pocketgan.export.base import (
     library_missing,
     register_exporter,
 )
-from pocketgan.export.parity import psnr_db
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
+from pocketgan.metrics import psnr
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def _quick_psnr(path: Path, model, prepared: Prepared) -> float:
     x = prepared.calibration()[:2]
     with torch.no_grad():
         reference = model(torch.from_numpy(x)).numpy()
-    return psnr_db(predict(path, x)[0], reference)
+    return psnr(predict(path, x)[0], reference)
 
 
 def _nhwc(model, size: int):

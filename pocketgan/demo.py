@@ -130,7 +130,6 @@ def demo(config: DemoConfig) -> DemoResult:
 
 
 def _distill_quick(config: DemoConfig, out: Path) -> str:
-
     run_dir = out / "quick-run"
     distill_config = resolve_config(
         preset="quick",
@@ -147,7 +146,6 @@ def _distill_quick(config: DemoConfig, out: Path) -> str:
 
 
 def _export(source: str, artifacts: Path, name: str, precisions, config: DemoConfig, formats) -> dict:
-
     result = export(
         source,
         ExportConfig(formats=formats, precisions=precisions, size=config.size, out=str(artifacts), name=name),
@@ -167,7 +165,6 @@ def _export(source: str, artifacts: Path, name: str, precisions, config: DemoCon
 
 
 def _parity(artifacts: Path, out: Path, config: DemoConfig) -> dict:
-
     result = check_parity(ParityConfig(artifacts=str(artifacts), reference="student", threads=config.threads))
     (out / "parity.xml").write_bytes(junit_xml(result))
     (out / "parity.txt").write_text(format_table(result) + "\n")
@@ -175,7 +172,6 @@ def _parity(artifacts: Path, out: Path, config: DemoConfig) -> dict:
 
 
 def _eval(artifacts: Path, out: Path, config: DemoConfig) -> dict:
-
     result = evaluate(
         EvalConfig(
             artifacts=str(artifacts),

@@ -10,6 +10,11 @@ import torch
 MAC_METHOD = "torch.utils.flop_counter.FlopCounterMode FLOPs/2, batch 1, 3xSxS input"
 
 
+def model_cost(model: torch.nn.Module, size: int) -> dict[str, int]:
+    """Parameters and MACs of a torch module at size x size, counted the one PocketGAN way."""
+    return {"params": int(count_params(model)), "macs": int(count_macs(model, size))}
+
+
 def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

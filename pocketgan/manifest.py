@@ -19,6 +19,7 @@ from typing import Any
 
 import pocketgan
 from pocketgan.errors import ModelLoadError
+from pocketgan.metrics import json_ready
 
 MANIFEST_SUFFIX = ".manifest.json"
 EMBEDDED_MANIFEST_KEY = "pocketgan_manifest"  # the manifest's name inside a model file's metadata
@@ -89,7 +90,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+    """Write `obj` as JSON (non-finite numbers as "inf"/"-inf"/"nan": pocketgan.metrics.json_ready)."""
+    text = json.dumps(json_ready(obj), indent=2, sort_keys=False, default=str)
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def library_versions(names: tuple[str, ...] | list[str]) -> dict[str, str]:

@@ -36,7 +36,6 @@ class RunReport:
 
 
 def _folder_jobs(folder: Path, outdir: Path, fmt: str) -> list[Job]:
-
     outdir = outdir.resolve()
     jobs = []
     for path in find_images(folder):

@@ -45,7 +45,6 @@ class CoreMLReferenceBackend(Backend):
         return "ok"
 
     def __init__(self, path: Path, threads: int | None = None, providers: Sequence[str] | None = None):
-
         if providers:
             raise UsageError("providers apply to the onnxruntime backend only")
         if threads is not None:

@@ -331,7 +331,6 @@ def _constexpr_blockwise_shift_scale(a: dict[str, Any]) -> np.ndarray:
 
 @op("constexpr_lut_to_dense")
 def _constexpr_lut_to_dense(a: dict[str, Any]) -> np.ndarray:
-
     lut, indices = a["lut"], a["indices"]
     if "shape" in a:  # iOS16: one flat LUT, indices packed into uint8 bytes
         shape = tuple(ints(a, "shape"))

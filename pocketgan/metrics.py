@@ -1,38 +1,45 @@
-"""Fidelity numbers: PSNR and SSIM (scikit-image) per image and averaged, the do-nothing baseline, MACs.
+"""Image metrics and the parity judgement, one definition each for every stage (torch-free).
 
-Conventions (INTERFACES.md): images are float HxWx3 in [-1, 1], data_range = 2.0. Identical images have
-infinite PSNR, which JSON cannot hold: they score PSNR_CAP_DB instead.
+PSNR, SSIM and max-abs (numpy, scikit-image), LPIPS and FID from local ONNX models (onnxruntime, scipy).
 
-Example: python -c "from evals.fidelity import psnr; import numpy as np; print(psnr(np.zeros((8,8,3)), np.ones((8,8,3))*.1))"
+Images are float arrays in [-1, 1] (HxWx3 for SSIM; any shape for PSNR and max-abs), compared in float64
+with data_range 2.0. Identical images have infinite PSNR; JSON has no inf, so `json_ready` writes
+non-finite numbers as the strings "inf", "-inf", "nan" (the one encoding of every PocketGAN JSON file).
+
+Example: python -c "import numpy as np; from pocketgan.metrics import psnr; print(psnr(np.zeros((8,8,3)), np.full((8,8,3), .1)))"
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 DATA_RANGE = 2.0
-PSNR_CAP_DB = 100.0
 UNAVAILABLE_WEIGHTS = "unavailable: needs local weights (no downloads here)"
 
 
+def _float64(image: np.ndarray) -> np.ndarray:
+    return np.asarray(image, dtype=np.float64)
+
+
 def psnr(output: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR in dB of float HxWx3 images in [-1, 1]."""
+    """PSNR in dB of `output` against `reference`; inf for identical arrays."""
     from skimage.metrics import peak_signal_noise_ratio
 
-    output, reference = np.asarray(output, np.float64), np.asarray(reference, np.float64)
+    output, reference = _float64(output), _float64(reference)
     if np.array_equal(output, reference):
-        return PSNR_CAP_DB
+        return math.inf
     return float(peak_signal_noise_ratio(reference, output, data_range=DATA_RANGE))
 
 
 def ssim(output: np.ndarray, reference: np.ndarray) -> float:
-    """SSIM of float HxWx3 images in [-1, 1] (channels last)."""
+    """SSIM of HxWx3 images (channels last); the window shrinks to fit images under 7 px."""
     from skimage.metrics import structural_similarity
 
-    output, reference = np.asarray(output, np.float64), np.asarray(reference, np.float64)
+    output, reference = _float64(output), _float64(reference)
     win_size = min(7, *[s if s % 2 else s - 1 for s in output.shape[:2]])
     return float(
         structural_similarity(reference, output, channel_axis=-1, data_range=DATA_RANGE, win_size=win_size)
@@ -40,13 +47,13 @@ def ssim(output: np.ndarray, reference: np.ndarray) -> float:
 
 
 def max_abs(output: np.ndarray, reference: np.ndarray) -> float:
-    return float(np.max(np.abs(np.asarray(output, np.float64) - np.asarray(reference, np.float64))))
+    return float(np.max(np.abs(_float64(output) - _float64(reference))))
 
 
 def compare_images(
     outputs: Sequence[np.ndarray], references: Sequence[np.ndarray], names: Sequence[str]
 ) -> dict[str, Any]:
-    """PSNR, SSIM and max-abs per image (by name) and their mean (max for max-abs)."""
+    """PSNR, SSIM and max-abs per HxWx3 image (by name), and their mean (max for max-abs)."""
     if not (len(outputs) == len(references) == len(names)):
         raise ValueError("outputs, references and names differ in length")
     per_image = {
@@ -59,20 +66,6 @@ def compare_images(
         "max_abs": float(max(v["max_abs"] for v in per_image.values())),
         "per_image": per_image,
     }
-
-
-def identity_baseline(
-    inputs: Sequence[np.ndarray], teacher_outputs: Sequence[np.ndarray], names: Sequence[str]
-) -> dict[str, Any]:
-    """What a student that returns its input scores against the teacher."""
-    return compare_images(inputs, teacher_outputs, names)
-
-
-def model_cost(model, size: int) -> dict[str, int]:
-    """Parameters and MACs of a torch module at size x size, counted the one PocketGAN way."""
-    from pocketgan.flops import count_macs, count_params  # imports torch
-
-    return {"params": int(count_params(model)), "macs": int(count_macs(model, size))}
 
 
 def lpips_distance(model_path: str | None, outputs, references) -> float | str:
@@ -113,3 +106,50 @@ def frechet_distance(model_path: str | None, outputs, references) -> float | str
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
     root = linalg.sqrtm(cov_a @ cov_b).real
     return float(np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(cov_a + cov_b - 2 * root))
+
+
+def rule_text(metric: str, bound: float) -> str:
+    """A pass rule in words: "max_abs <= 0.001" or "psnr_db >= 35"."""
+    return f"max_abs <= {bound:g}" if metric == "max_abs" else f"psnr_db >= {bound:g}"
+
+
+def _stored(value: float) -> float:
+    """The precision a manifest keeps: 6 decimals under 1, 3 above (non-finite values unchanged)."""
+    if not math.isfinite(value):
+        return value
+    return round(value, 6) if abs(value) < 1 else round(value, 3)
+
+
+def judge(output: np.ndarray, reference: np.ndarray, metric: str, bound: float) -> dict[str, Any]:
+    """The parity judgement: {"psnr_db", "max_abs", "passed", "threshold"} of `output` against `reference`.
+
+    `metric` "max_abs" passes when max-abs <= bound, "psnr_db" when PSNR >= bound; non-finite output
+    fails (psnr -inf, max-abs inf). A shape mismatch fails with "error" and no numbers.
+    """
+    output, reference = _float64(output), _float64(reference)
+    threshold = rule_text(metric, bound)
+    if output.shape != reference.shape:
+        error = f"shape {output.shape} != reference {reference.shape}"
+        return {"psnr_db": None, "max_abs": None, "passed": False, "threshold": threshold, "error": error}
+    finite = bool(np.isfinite(output).all())
+    distance = max_abs(output, reference) if finite else math.inf
+    score = psnr(output, reference) if finite else -math.inf
+    value = distance if metric == "max_abs" else score
+    passed = finite and (value <= bound if metric == "max_abs" else value >= bound)
+    return {
+        "psnr_db": _stored(score),
+        "max_abs": _stored(distance),
+        "passed": bool(passed),
+        "threshold": threshold,
+    }
+
+
+def json_ready(value: Any) -> Any:
+    """`value` with every non-finite float written as its string ("inf", "-inf", "nan"), for JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value
