@@ -18,6 +18,7 @@ from pocketgan.errors import BackendUnavailable, ModelLoadError, UsageError
 from pocketgan.images import center_crop_square, load_images, resize, to_float, to_uint8
 from pocketgan.manifest import MANIFEST_SUFFIX, read_manifest
 from pocketgan.runtime.base import format_of
+from pocketgan.status import OK, Status, failed, unavailable
 
 
 def artifact_format(path: str | os.PathLike, manifest: dict[str, Any] | None = None) -> str:
@@ -72,7 +73,7 @@ class ArtifactRun:
 
     path: Path
     manifest: dict[str, Any] | None
-    status: str = "ok"
+    status: Status = OK
     backend: str | None = None
     size: tuple[int, int] | None = None
     outputs: list[np.ndarray] = field(default_factory=list)
@@ -86,15 +87,15 @@ def run_artifact(
     path = Path(path)
     result = ArtifactRun(path, read_manifest(path) if path.exists() else None)
     if not path.exists():
-        result.status = f"unavailable: artifact file {path.name} is missing (only its manifest is there)"
+        result.status = unavailable(f"artifact file {path.name} is missing (only its manifest is there)")
         return result
     try:
         session = runtime.load(path, backend=backend, threads=threads)
     except BackendUnavailable as exc:
-        result.status = f"unavailable: {exc}"
+        result.status = unavailable(str(exc))
         return result
     except (ModelLoadError, UsageError) as exc:
-        result.status = f"failed: {exc}"
+        result.status = failed(str(exc), exc)
         return result
     result.backend, result.size = session.backend, tuple(session.size) if session.size else None
     for image in images:
@@ -126,18 +127,18 @@ def load_source_student(manifest: dict[str, Any] | None, artifact: Path):
     source = (manifest or {}).get("source") or {}
     checkpoint = source.get("checkpoint")
     if not checkpoint:
-        return None, "unavailable: the manifest names no source checkpoint"
+        return None, unavailable("the manifest names no source checkpoint")
     path = Path(checkpoint)
     if not path.is_absolute() and not path.exists():
         path = artifact.parent / path
     if not path.exists():
-        return None, f"unavailable: source checkpoint {checkpoint} not found"
+        return None, unavailable(f"source checkpoint {checkpoint} not found")
     from pocketgan.checkpoint import load_student  # imports torch
 
     try:
         model, _ = load_student(path)
     except (ModelLoadError, UsageError) as exc:
-        return None, f"unavailable: {exc}"
+        return None, unavailable(str(exc))
     return model, str(path)
 
 

@@ -33,6 +33,7 @@ from pocketgan.images import to_float
 from pocketgan.manifest import atomic_write_json, library_versions, now_iso, size_bytes
 from pocketgan.metrics import UNAVAILABLE_WEIGHTS, compare_images, frechet_distance, lpips_distance
 from pocketgan.runtime.base import backend_status, backends_for
+from pocketgan.status import OK
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def _empty_row(path: Path, manifest: dict | None, threads: int) -> dict[str, Any
         "lpips_vs_teacher": None,
         "fid_vs_teacher": None,
         "manifest_parity": (manifest or {}).get("parity"),
-        "status": "ok",
+        "status": OK,
         "notes": [],
     }
 
@@ -179,7 +180,7 @@ def _evaluate_artifact(
         row["notes"].append(f"fidelity vs student {description}")
     if model is not None and row["input_size"]:
         row.update(sources.cost(description, model, row["input_size"]))
-    if run.status != "ok":
+    if not run.status.is_ok:
         return row, None
     vs_teacher = compare_images(run.outputs, teacher_outputs, names)
     row["fidelity_vs_teacher"] = vs_teacher
@@ -267,12 +268,12 @@ def evaluate(config: EvalConfig) -> EvalResult:
 
 def _other_backend_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for the other backends that take this artifact but cannot run here (e.g. Core ML off macOS)."""
-    if row["status"] != "ok":
+    if not row["status"].is_ok:
         return []  # the artifact's own row already gives every backend's reason
     extra = []
     for backend in backends_for(row["path"]):
         status = backend_status(backend)
-        if backend.name != row["backend"] and status != "ok":
+        if backend.name != row["backend"] and not status.is_ok:
             unmeasured = _empty_row(Path(row["path"]), None, row["threads"])
             unmeasured.update(
                 {k: row[k] for k in ("format", "precision", "student", "source_kind", "params", "macs")}
@@ -280,7 +281,7 @@ def _other_backend_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
             unmeasured.update(
                 backend=backend.name, input_size=row["input_size"], manifest_parity=row["manifest_parity"]
             )
-            unmeasured["status"] = status if status.startswith("unavailable: ") else f"unavailable: {status}"
+            unmeasured["status"] = status
             extra.append(unmeasured)
     return extra
 
@@ -288,7 +289,7 @@ def _other_backend_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
 def _teacher_onnx_latency(rows: list[dict[str, Any]]) -> dict[str, Any] | str:
     """The teacher's latency in onnxruntime, from its ONNX artifact (fp32 preferred) when one was evaluated."""
     candidates = [
-        r for r in rows if r["source_kind"] == "teacher" and r["format"] == "onnx" and r["status"] == "ok"
+        r for r in rows if r["source_kind"] == "teacher" and r["format"] == "onnx" and r["status"].is_ok
     ]
     candidates.sort(key=lambda r: r["precision"] != "fp32")
     if not candidates or candidates[0]["latency_ms"]["p50"] is None:

@@ -89,7 +89,7 @@ class _References:
             else:
                 model, reason = load_source_student(manifest, artifact)
                 if model is None:
-                    self.cache[key] = reason.removeprefix("unavailable: ")
+                    self.cache[key] = reason.reason
                     return self.cache[key]
             self.cache[key] = ([n for n, _ in named], images, torch_outputs(model, images))
         return self.cache[key]
@@ -150,10 +150,10 @@ def check_artifact(path: Path, config: ParityConfig, references: _References) ->
     names, images, expected = reference
     run = run_artifact(path, images, threads=config.threads)
     row["backend"] = run.backend
-    if run.status.startswith("unavailable"):
-        row.update(status="skipped", message=run.status.removeprefix("unavailable: "))
-    elif run.status != "ok":
-        row.update(status="error", message=run.status)
+    if run.status.is_unavailable:
+        row.update(status="skipped", message=run.status.reason)
+    elif not run.status.is_ok:
+        row.update(status="error", message=str(run.status))
     else:
         try:
             verdict = _judge(run.outputs, expected, precision, config.min_psnr)

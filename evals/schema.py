@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pocketgan.status import Status
+
 # key -> nested keys (dict) or None (a leaf). "artifacts" holds a list of rows with ARTIFACT_KEYS each.
 TOP_KEYS: dict[str, Any] = {
     "size": None,
@@ -54,8 +56,6 @@ def missing_keys(report: dict[str, Any]) -> list[str]:
     for i, row in enumerate(rows):
         missing += _missing(row, ARTIFACT_KEYS, f"artifacts[{i}].")
         status = row.get("status") if isinstance(row, dict) else None
-        if isinstance(status, str) and not (
-            status == "ok" or status.startswith(("unavailable: ", "failed: "))
-        ):
+        if isinstance(status, str) and Status.parse(status) is None:
             missing.append(f"artifacts[{i}].status (not ok / unavailable: / failed:)")
     return missing

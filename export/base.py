@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pocketgan.errors import UsageError
+from pocketgan.status import OK, Status, unavailable
 
 PRECISIONS = ("fp32", "fp16", "int8", "w8", "p6")
 PRECISION_MEANING = {
@@ -80,12 +81,12 @@ class ExportConfig:
 
 @dataclass
 class ArtifactResult:
-    """One (format, precision) outcome: status is "ok", "unavailable: <why>" or "failed: <why>"."""
+    """One (format, precision) outcome: ok, unavailable (why) or failed (the error, kept in status.error)."""
 
     path: Path | None
     format: str
     precision: str
-    status: str
+    status: Status
     manifest: dict[str, Any] | None = None
     seconds: float = 0.0
 
@@ -104,11 +105,11 @@ class ExportResult:
 
     @property
     def failed(self) -> list[ArtifactResult]:
-        return [a for a in self.artifacts if a.status.startswith("failed")]
+        return [a for a in self.artifacts if a.status.is_failed]
 
     @property
     def parity_failures(self) -> list[ArtifactResult]:
-        return [a for a in self.artifacts if a.status == "ok" and a.parity_passed is False]
+        return [a for a in self.artifacts if a.status.is_ok and a.parity_passed is False]
 
 
 @dataclass
@@ -168,15 +169,15 @@ class Exporter(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def availability(cls) -> str:
-        """ "ok" or "unavailable: <pip install hint>" (the heavy library is only looked up, not imported)."""
+    def availability(cls) -> Status:
+        """OK or unavailable(<pip install hint>) (the heavy library is only looked up, not imported)."""
 
     @classmethod
-    def precision_status(cls, precision: str) -> str:
-        """ "ok" when this format can produce `precision`, else "unavailable: <why>"."""
+    def precision_status(cls, precision: str) -> Status:
+        """OK when this format can produce `precision`, else unavailable(<why>)."""
         if precision in cls.unsupported_precisions:
-            return f"unavailable: {cls.unsupported_precisions[precision]}"
-        return "ok"
+            return unavailable(cls.unsupported_precisions[precision])
+        return OK
 
     @classmethod
     def exportability_note(cls, model: Any) -> str | None:
@@ -211,7 +212,7 @@ def registered_exporters() -> dict[str, type[Exporter]]:
     return dict(_EXPORTERS)
 
 
-def available_formats() -> dict[str, str]:
+def available_formats() -> dict[str, Status]:
     """{format: "ok" | "unavailable: <pip install hint>"} for every registered exporter."""
     return {name: cls.availability() for name, cls in _EXPORTERS.items()}
 

@@ -100,7 +100,7 @@ def export_command(
             f"  max-abs {_number(parity.get('max_abs')):>8s}  {where}"
         )
     click.echo(
-        f"{sum(a.status == 'ok' for a in result.artifacts)} artifacts in {result.seconds:.1f} s -> {out}"
+        f"{sum(a.status.is_ok for a in result.artifacts)} artifacts in {result.seconds:.1f} s -> {out}"
     )
     if json_path:
         payload = {
@@ -120,9 +120,9 @@ def export_command(
         }
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(json_ready(payload), indent=2, default=str) + "\n")
-    unsupported = [a for a in result.failed if "not exportable" in a.status]
+    unsupported = [a.status.error for a in result.failed if isinstance(a.status.error, UnsupportedOpError)]
     if unsupported:
-        raise UnsupportedOpError(unsupported[0].status.removeprefix("failed: "))
+        raise unsupported[0]
     if result.failed:
         first = result.failed[0]
         raise PocketGANError(

@@ -18,6 +18,7 @@ from typing import Any
 
 from pocketgan.export.base import Exporter, Prepared, library_missing, register_exporter
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
+from pocketgan.status import OK, Status, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,14 @@ class CoreMLExporter(Exporter):
     unverified_reason = "Core ML prediction needs macOS"
 
     @classmethod
-    def availability(cls) -> str:
+    def availability(cls) -> Status:
         missing = library_missing("coremltools")
-        return f"unavailable: pip install coremltools (missing {missing})" if missing else "ok"
+        return unavailable(f"pip install coremltools (missing {missing})") if missing else OK
 
     @classmethod
-    def precision_status(cls, precision: str) -> str:
+    def precision_status(cls, precision: str) -> Status:
         if precision == "p6" and library_missing("sklearn"):
-            return "unavailable: pip install scikit-learn (k-means palettization)"
+            return unavailable("pip install scikit-learn (k-means palettization)")
         return super().precision_status(precision)
 
     def export(self, prepared: Prepared, precision: str, path: Path) -> dict[str, Any]:

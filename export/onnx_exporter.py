@@ -14,6 +14,7 @@ import numpy as np
 
 from pocketgan.export.base import Exporter, Prepared, library_missing, register_exporter
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
+from pocketgan.status import OK, Status, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,13 @@ class OnnxExporter(Exporter):
     unsupported_precisions = {"p6": "6-bit palettization is a Core ML weight format"}
 
     @classmethod
-    def availability(cls) -> str:
+    def availability(cls) -> Status:
         missing = library_missing("onnx", "onnxscript", "onnxruntime", "onnxconverter_common")
         if missing:
-            return f"unavailable: pip install onnx onnxscript onnxruntime onnxconverter-common (missing {missing})"
-        return "ok"
+            return unavailable(
+                f"pip install onnx onnxscript onnxruntime onnxconverter-common (missing {missing})"
+            )
+        return OK
 
     def export(self, prepared: Prepared, precision: str, path: Path) -> dict[str, Any]:
         import onnx

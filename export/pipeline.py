@@ -31,6 +31,7 @@ from pocketgan.manifest import (
     size_bytes,
     write_manifest,
 )
+from pocketgan.status import OK, failed
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +106,15 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
         for precision in config.precisions:
             artifact = out / f"{name}.{precision}{exporter_class.suffix}"
             status = exporter_class.availability()
-            if status == "ok":
+            if status.is_ok:
                 status = exporter_class.precision_status(precision)
-            if status != "ok":
+            if not status.is_ok:
                 result.artifacts.append(ArtifactResult(None, fmt, precision, status))
                 continue
             try:
                 check_ops(model, fmt)
             except UnsupportedOpError as exc:
-                result.artifacts.append(ArtifactResult(None, fmt, precision, f"failed: {exc}"))
+                result.artifacts.append(ArtifactResult(None, fmt, precision, failed(str(exc), exc)))
                 continue
             metadata = {
                 "name": name,
@@ -168,8 +169,8 @@ def _export_one(exporter, prepared: Prepared, precision: str, artifact: Path, re
         with contextlib.suppress(FileNotFoundError):
             os.unlink(manifest_path(artifact))
         why = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        return ArtifactResult(None, exporter.name, precision, f"failed: {type(exc).__name__}: {why}")
-    return ArtifactResult(artifact, exporter.name, precision, "ok", manifest, time.perf_counter() - started)
+        return ArtifactResult(None, exporter.name, precision, failed(f"{type(exc).__name__}: {why}", exc))
+    return ArtifactResult(artifact, exporter.name, precision, OK, manifest, time.perf_counter() - started)
 
 
 def _parity(exporter, path: Path, precision: str, reference) -> dict[str, Any]:

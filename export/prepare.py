@@ -80,7 +80,7 @@ def exportability(model: nn.Module, size: int = 256) -> dict[str, str]:
             verdicts[fmt] = f"op {op} in layer {layer!r}: {why}"
             continue
         verdicts[fmt] = exporter.availability()
-        note = exporter.exportability_note(model) if verdicts[fmt] == "ok" else None
+        note = exporter.exportability_note(model) if verdicts[fmt].is_ok else None
         if note:
             verdicts[fmt] = f"ok ({note})"
     return verdicts

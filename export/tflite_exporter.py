@@ -29,6 +29,7 @@ from pocketgan.export.base import (
 )
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 from pocketgan.metrics import psnr
+from pocketgan.status import OK, Status, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,13 @@ class TFLiteExporter(Exporter):
     )
 
     @classmethod
-    def availability(cls) -> str:
+    def availability(cls) -> Status:
         missing = library_missing("litert_torch", "ai_edge_quantizer", "ai_edge_litert", "torchao")
         if missing:
-            return (
-                "unavailable: pip install litert-torch ai-edge-quantizer ai-edge-litert torchao "
-                f"(missing {missing})"
+            return unavailable(
+                f"pip install litert-torch ai-edge-quantizer ai-edge-litert torchao (missing {missing})"
             )
-        return "ok"
+        return OK
 
     @classmethod
     def exportability_note(cls, model: Any) -> str | None:

@@ -13,8 +13,8 @@ failing at import time:
         suffixes = (".onnx",)
 
         @classmethod
-        def availability(cls) -> str:
-            return "ok"
+        def availability(cls) -> Status:
+            return OK
 
         def __init__(self, path, threads=None, providers=None):
             ...  # load; fill self.inputs / self.outputs with TensorSpec
@@ -46,6 +46,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from pocketgan.errors import BackendUnavailable, UsageError
+from pocketgan.status import Status, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,8 @@ class Backend(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def availability(cls) -> str:
-        """ "ok" if this backend can run on this machine, else "unavailable: <why / what to install>"."""
+    def availability(cls) -> Status:
+        """OK if this backend can run on this machine, else unavailable(<why / what to install>)."""
 
     @abc.abstractmethod
     def __init__(
@@ -181,16 +182,17 @@ def registered_backends() -> dict[str, type[Backend]]:
     return dict(_REGISTRY)
 
 
-def backend_status(cls: type[Backend]) -> str:
-    """A backend's availability, never raising."""
+def backend_status(cls: type[Backend]) -> Status:
+    """A backend's availability, never raising (a plugin that answers with plain text is read as such)."""
     try:
         status = cls.availability()
     except Exception as exc:
-        return f"unavailable: {type(exc).__name__}: {exc}"
-    return status if status == "ok" or status.startswith("unavailable") else f"unavailable: {status}"
+        return unavailable(f"{type(exc).__name__}: {exc}")
+    parsed = Status.parse(status)
+    return parsed if parsed is not None and not parsed.is_failed else unavailable(str(status))
 
 
-def available_backends() -> dict[str, str]:
+def available_backends() -> dict[str, Status]:
     """Every registered backend name -> "ok" or "unavailable: <why>"."""
     return {name: backend_status(cls) for name, cls in registered_backends().items()}
 
@@ -230,7 +232,7 @@ def choose_backend(path: str | os.PathLike, backend: str | None = None) -> type[
     if backend is not None:
         cls = get_backend(backend)
         status = backend_status(cls)
-        if status != "ok":
+        if not status.is_ok:
             raise BackendUnavailable(f"backend {backend!r} is {status}")
         return cls
     candidates = backends_for(path)
@@ -242,7 +244,7 @@ def choose_backend(path: str | os.PathLike, backend: str | None = None) -> type[
     reasons = []
     for cls in candidates:
         status = backend_status(cls)
-        if status == "ok":
+        if status.is_ok:
             return cls
         reasons.append(f"{cls.name}: {status}")
     raise BackendUnavailable(f"no backend can run {model_suffix(path)} here ({'; '.join(reasons)})")

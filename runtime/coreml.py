@@ -21,6 +21,7 @@ import numpy as np
 from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 from pocketgan.runtime.base import IMAGE_DTYPE, Backend, TensorSpec, register_backend
+from pocketgan.status import OK, Status, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +68,14 @@ class CoreMLBackend(Backend):
     priority = 0  # real Core ML beats any reference implementation where it exists
 
     @classmethod
-    def availability(cls) -> str:
+    def availability(cls) -> Status:
         if platform.system() != "Darwin":
-            return "unavailable: Core ML prediction needs macOS"
+            return unavailable("Core ML prediction needs macOS")
         try:
             import coremltools  # noqa: F401
         except ImportError:
-            return "unavailable: pip install coremltools"
-        return "ok"
+            return unavailable("pip install coremltools")
+        return OK
 
     def __init__(self, path: Path, threads: int | None = None, providers: Sequence[str] | None = None):
         import coremltools as ct

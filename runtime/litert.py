@@ -16,6 +16,7 @@ import numpy as np
 from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY, parse_manifest
 from pocketgan.runtime.base import Backend, T, TensorSpec, register_backend
+from pocketgan.status import OK, Status, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,12 @@ class LiteRTBackend(Backend):
     priority = 10
 
     @classmethod
-    def availability(cls) -> str:
+    def availability(cls) -> Status:
         try:
             from ai_edge_litert import interpreter  # noqa: F401
         except ImportError:
-            return "unavailable: pip install ai-edge-litert"
-        return "ok"
+            return unavailable("pip install ai-edge-litert")
+        return OK
 
     def __init__(self, path: Path, threads: int | None = None, providers: Sequence[str] | None = None):
         from ai_edge_litert.interpreter import Interpreter

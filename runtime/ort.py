@@ -16,6 +16,7 @@ import numpy as np
 from pocketgan.errors import BackendUnavailable, ModelLoadError
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY, parse_manifest
 from pocketgan.runtime.base import Backend, PixelIO, T, TensorSpec, register_backend
+from pocketgan.status import OK, Status, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,12 @@ class OnnxRuntimeBackend(Backend):
     output_is_scratch = True  # run_with reads a fresh array or this thread's IO-binding buffer
 
     @classmethod
-    def availability(cls) -> str:
+    def availability(cls) -> Status:
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
-            return "unavailable: pip install onnxruntime"
-        return "ok"
+            return unavailable("pip install onnxruntime")
+        return OK
 
     def __init__(self, path: Path, threads: int | None = None, providers: Sequence[str] | None = None):
         import onnxruntime as ort

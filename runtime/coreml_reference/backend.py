@@ -22,6 +22,7 @@ from pocketgan.errors import UsageError
 from pocketgan.runtime.base import IMAGE_DTYPE, Backend, register_backend
 from pocketgan.runtime.coreml import coreml_embedded_manifest, coreml_io_specs
 from pocketgan.runtime.coreml_reference.interpreter import load_interpreter
+from pocketgan.status import OK, Status, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,10 @@ class CoreMLReferenceBackend(Backend):
     verified_by = VERIFIED_BY
 
     @classmethod
-    def availability(cls) -> str:
+    def availability(cls) -> Status:
         if importlib.util.find_spec("coremltools") is None:
-            return "unavailable: pip install coremltools (reads the ML Program spec and weights)"
-        return "ok"
+            return unavailable("pip install coremltools (reads the ML Program spec and weights)")
+        return OK
 
     def __init__(self, path: Path, threads: int | None = None, providers: Sequence[str] | None = None):
         if providers:

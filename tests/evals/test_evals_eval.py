@@ -119,16 +119,17 @@ def test_schema_names_a_missing_key(eval_report):
 
 def test_an_mlpackage_row_gets_a_sibling_row_for_core_ml_when_it_cannot_run_here(eval_report):
     from pocketgan.evals.evaluate import _other_backend_rows
+    from pocketgan.status import OK
 
     report = json.loads((eval_report / "eval.json").read_text())
     row = dict(
-        report["artifacts"][0], path="dist/student.fp16.mlpackage", backend="coreml-reference", status="ok"
+        report["artifacts"][0], path="dist/student.fp16.mlpackage", backend="coreml-reference", status=OK
     )
     statuses = {r["backend"]: r["status"] for r in _other_backend_rows(row)}
     if runtime.available_backends().get("coreml") == "ok":
         assert "coreml" not in statuses
     else:
-        assert statuses["coreml"].startswith("unavailable: ")
+        assert statuses["coreml"].is_unavailable
     assert missing_keys({**report, "artifacts": _other_backend_rows(row)}) == []
 
 

@@ -5,6 +5,7 @@ import pytest
 from pocketgan.export import PRECISIONS, registered_exporters
 from pocketgan.export.base import ExportConfig, UnsupportedOp
 from pocketgan.runtime.base import registered_backends
+from pocketgan.status import Status
 
 EXPORTERS = registered_exporters()
 
@@ -25,7 +26,10 @@ def test_exporter_declares_every_fact(fmt):
     assert all(isinstance(op, UnsupportedOp) and op.why for op in cls.unsupported_ops)
     assert cls.unverified_reason is None or cls.unverified_reason.strip()
     for precision, why in cls.unsupported_precisions.items():
-        assert cls.precision_status(precision) == f"unavailable: {why}"
+        status = cls.precision_status(precision)
+        assert status.is_unavailable and status.reason == why
+    availability = cls.availability()
+    assert isinstance(availability, Status) and not availability.is_failed
 
 
 @pytest.mark.parametrize("fmt", list(EXPORTERS))

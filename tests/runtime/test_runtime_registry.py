@@ -4,6 +4,7 @@ import pytest
 
 from pocketgan.runtime import backends
 from pocketgan.runtime.base import backends_for, format_of, registered_backends
+from pocketgan.status import Status
 
 BACKENDS = registered_backends()
 
@@ -15,7 +16,7 @@ def test_backend_declares_every_fact(name):
     assert cls.format, "format: the exporter's name for the files it runs"
     assert cls.suffixes and all(s.startswith(".") and s == s.lower() for s in cls.suffixes)
     status = cls.availability()
-    assert status == "ok" or status.startswith("unavailable: ")
+    assert isinstance(status, Status) and not status.is_failed, "availability(): OK or unavailable(why)"
 
 
 @pytest.mark.parametrize("name", list(BACKENDS))
