@@ -25,9 +25,8 @@ DEVICES = ("cpu", "cuda", "auto")
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         # The full recipe's student (patch-resnet w48) on a short schedule: 400 steps at 128 px (batch 8),
-        # then 200 at 256 px (batch 4), evaluated at 256 px; ~100 s on the idle 2-core CPU with a cold
-        # teacher cache. Held-out at 256² over seeds 0/1/2: 27.33/25.16/26.93 dB, against 25.77/24.85 (seeds
-        # 0/1) for the mobile-resnet w16 at 128 px it replaced, and its int8 artifacts run faster than fp32.
+        # then 200 at 256 px (batch 4), evaluated at 256 px, so the demo's live student is the shipped
+        # architecture and its int8 artifacts run faster than fp32 (README, "Measurements behind the defaults").
         "student": "patch-resnet",
         "width": 48,
         "size": 256,

@@ -63,7 +63,7 @@ class OnnxExporter(Exporter):
             io["int8_method"] = "quantize_static QDQ on Conv, U8S8, per-channel weights, MinMax calibration"
         if precision == "w8":
             # Lets onnxruntime constant-fold the weight DequantizeLinear nodes at load: fp32 speed instead
-            # of dequantizing every run (measured 23 vs 44 ms, fp32 27 ms, on a width-16 student at 256).
+            # of dequantizing every run.
             io["runtime_hints"] = {"onnxruntime_session_config": {"session.disable_quant_qdq": "1"}}
         _embed(model, {**prepared.metadata, "input": io["input"], "output": io["output"]})
         onnx.save_model(model, str(path))
@@ -104,9 +104,9 @@ class _CalibrationReader:
 def _quantize_int8(fp32_path: Path, prepared: Prepared):
     """QDQ static: convolutions only, per-channel int8 weights, uint8 activations (U8S8), MinMax calibration.
 
-    On the default student (patch-resnet w48, 256², 2 threads, AVX512-VNNI) this ran 1.4x faster than
-    fp32 (3.6 vs 4.9 ms); quantizing every op ran slower than fp32 (U8S8 4.6 ms, S8S8 7.9 ms): the
-    elementwise ops, FiLM and the colour transform, are cheaper in float than as QDQ pairs.
+    Convolutions only, because the elementwise ops (FiLM, the colour transform) are cheaper in float than as
+    QDQ pairs: quantizing every op made the default student slower than fp32, this makes it faster
+    (README, "Measurements behind the defaults").
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static

@@ -2,7 +2,7 @@
 
 Padded ConvTranspose2d layers (the CycleGAN upsampler) are rewritten to padding 0 + crop first: litert-torch
 cannot legalize them (FACTS.md). int8 uses `INT8_METHOD`: "pt2e" (torchao PT2E quantizer inside
-litert-torch; float image I/O; 2.4-2.9x faster than fp32 on a conv-heavy net), checked on calibration
+litert-torch; float image I/O; the fastest int8 on conv-heavy nets), checked on calibration
 images and replaced by "aeq-conv" (AI Edge Quantizer static int8 on CONV_2D/DEPTHWISE_CONV_2D only, float
 I/O) where litert-torch mis-converts it; "aeq-static" (static_wi8_ai8, int8 I/O) is available too.
 

@@ -4,9 +4,8 @@ glibc hands a freed block back to the operating system when it was above the mma
 heap when more than the trim threshold lies free at its top; the next allocation of that size faults every
 page in again. It raises both thresholds as it sees big blocks freed, but how far depends on the order of
 everything the process allocated before. `Session.run` on a 384x512 photo makes 0.2-0.8 MB images per call
-(Pillow's two resizes and their numpy copies): measured on the 2-core CI machine, 250-530 page faults per
-call, 0.5-0.9 ms of a 10 ms call, while the same resize -> engine -> resize sequence written out by hand took
-0 to 500 faults, in different processes.
+(Pillow's two resizes and their numpy copies), whose pages fault in again on every call unless glibc keeps
+them (README, "Runtime overhead", has the measurements).
 
 `keep_freed_memory()` fixes the two thresholds at the values glibc's own raising stops at (mmap 32 MiB,
 trim 64 MiB): freed blocks under 32 MiB stay in the heap for reuse, and up to 64 MiB of free heap is kept.

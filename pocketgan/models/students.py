@@ -11,8 +11,8 @@ cross terms, plus a bias) — the "global grade". The convolutional part adds th
 edges) as a tanh-bounded residual; the sum is clipped.
 
 - patch-resnet (the default, shipped): dense 3x3 convs at 1/4 resolution between a patchify stem and a
-  pixel-shuffle head; compute-bound, so int8 pays off (shipped student, TFLite, 2 threads: int8 2.4 ms,
-  fp32 6.6 ms, with the full-resolution colour transform left in float).
+  pixel-shuffle head; compute-bound, so int8 pays off (with the full-resolution colour transform left in
+  float; README, "Measurements behind the defaults").
 - mobile-resnet: depthwise-separable residual generator with full-resolution skips; fewest MACs, but
   memory-bound at full resolution, so int8 gains little on CPU.
 - tiny-unet: plain 3x3 convs, concat skips.
@@ -99,8 +99,7 @@ class ColourTransform(nn.Module):
     The basis (the terms, then a constant 1 that carries the shift) is `linear(x, A, a) * linear(x, B, b)`
     with fixed A, a, B, b; one batched matmul mixes it with the per-image matrix (N, T + 1, 3). Channels-last,
     so converters keep it free of full-resolution transposes. `float_only`: the int8 exporters leave it in
-    float, where XNNPACK runs it faster than as int8 elementwise ops (shipped student, TFLite int8, 2 threads:
-    2.4 ms with it in float, 3.5 ms with it quantized).
+    float, where XNNPACK runs it faster than as int8 elementwise ops (README, "Measurements behind the defaults").
     """
 
     float_only = True
@@ -357,7 +356,6 @@ class PatchResNet(nn.Module):
             h = h + conv2(F.relu(conv1(h) * scale + bias))  # scale, bias: (N, w, 1, 1)
         # Channels (c, dy, dx) of each patch -> its p x p pixels: one pixel_shuffle (ONNX DepthToSpace,
         # MIL pixel_shuffle), then channels-last. The same values and gradients, bit for bit, as the
-        # reshape -> 6-D permute it replaced, which onnxruntime ran as a 0.78 ms transpose (ONNX fp32 6.2 ->
-        # 5.6 ms, int8 4.5 -> 4.0 ms at 2 threads; TFLite unchanged).
+        # reshape -> 6-D permute it replaced, which onnxruntime ran as a slow full-resolution transpose.
         local = F.pixel_shuffle(torch.tanh(self.head(h)), self.patch)  # (N, 3, H, W)
         return _combine(x, self.context, matrix, local.permute(0, 2, 3, 1))
