@@ -4,7 +4,7 @@
 | `vintage` | the pretrained CycleGAN ResNet-9 modern->vintage teacher |
 | `NAME` or `student:NAME` | a registered definition, randomly initialised (kwargs e.g. width) |
 | `CHECKPOINT.pt` | a PocketGAN student checkpoint |
-| `model.pt2` | a torch.export ExportedProgram |
+| `model.pt2` | a torch.export ExportedProgram, loaded only if nothing in it can run code |
 | `pkg.module:factory` | the user's factory, with `weights=` a state dict loaded weights_only |
 ONNX files are not torch modules; distill/ wraps them as black-box teachers.
 
@@ -24,7 +24,8 @@ from pocketgan.errors import ModelLoadError, UsageError
 def load_torch_model(spec: str, weights: str | None = None, **model_kwargs) -> torch.nn.Module:
     """A torch module in eval mode for `spec` (see the module docstring)."""
     from pocketgan.models import available, build
-    from pocketgan.models.zoo import load_state_dict_file, load_vintage
+    from pocketgan.models.zoo import load_vintage
+    from pocketgan.torchload import load_exported_program, load_torch_file
 
     if spec == "vintage":
         return load_vintage()
@@ -38,12 +39,7 @@ def load_torch_model(spec: str, weights: str | None = None, **model_kwargs) -> t
     if path.suffix == ".pt2":
         if not path.exists():
             raise ModelLoadError(f"{spec}: no such file")
-        try:
-            return torch.export.load(str(path)).module()
-        except Exception as exc:
-            raise ModelLoadError(
-                f"{spec}: not a loadable ExportedProgram ({str(exc).splitlines()[0][:160]})"
-            ) from None
+        return load_exported_program(path).module()
     if path.suffix == ".onnx":
         raise UsageError(f"{spec}: an ONNX model is not a torch module (it can be a black-box teacher)")
     name = spec.removeprefix("student:")
@@ -57,7 +53,7 @@ def load_torch_model(spec: str, weights: str | None = None, **model_kwargs) -> t
             "a .pt checkpoint, a .pt2 ExportedProgram, an .onnx file or pkg.module:factory"
         )
     if weights:
-        state = load_state_dict_file(weights)
+        state = load_torch_file(weights)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
