@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pocketgan.errors import UsageError
-from pocketgan.manifest import read_manifest, size_bytes
+from pocketgan.manifest import read_manifest, size_bytes, verify_artifacts
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,11 @@ class BenchConfig:
 class BenchResult:
     config: BenchConfig
     rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """Rows of models that could not be loaded or run (an unavailable backend is not a failure)."""
+        return [row for row in self.rows if str(row.get("status", "")).startswith("failed")]
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -145,13 +150,18 @@ def _run_worker(path: Path, config: BenchConfig) -> dict[str, Any]:
 
 
 def bench(models: list[str | os.PathLike], config: BenchConfig | None = None) -> BenchResult:
-    """Measure every model, one fresh process each, in the order given."""
+    """Measure every model, one fresh process each, in the order given.
+
+    Models with a manifest must match its sha256 and size (IntegrityError before anything is timed); the
+    workers then load without hashing again, so `load_ms` times only what an app's load does.
+    """
     config = config or BenchConfig()
     if not models:
         raise UsageError("give at least one model file to bench")
     missing = [str(m) for m in models if not Path(m).exists()]
     if missing:
         raise UsageError(f"no such model file: {', '.join(missing)}")
+    verify_artifacts(models)
     result = BenchResult(config)
     for model in models:
         log.info("benchmarking %s", model)

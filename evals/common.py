@@ -17,6 +17,7 @@ from pocketgan.images import center_crop_square, load_images, resize, to_float, 
 from pocketgan.manifest import MANIFEST_SUFFIX, read_manifest
 
 FORMAT_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml"}
+MISSING_ARTIFACT = "the artifact file is missing: only its manifest is there"
 
 
 def artifact_format(path: str | os.PathLike, manifest: dict[str, Any] | None = None) -> str:
@@ -81,18 +82,25 @@ class ArtifactRun:
 
 
 def run_artifact(
-    path: str | os.PathLike, images: list[np.ndarray], threads: int | None = None, backend: str | None = None
+    path: str | os.PathLike,
+    images: list[np.ndarray],
+    threads: int | None = None,
+    backend: str | None = None,
+    verify: bool = True,
 ) -> ArtifactRun:
-    """Run every image through the artifact; at its own size via `predict`, else via `run` (resizes)."""
+    """Run every image through the artifact; at its own size via `predict`, else via `run` (resizes).
+
+    `verify=False` when the caller has checked the artifact against its manifest already.
+    """
     from pocketgan import runtime
 
     path = Path(path)
-    result = ArtifactRun(path, read_manifest(path) if path.exists() else None)
+    result = ArtifactRun(path, read_manifest(path))
     if not path.exists():
-        result.status = f"unavailable: artifact file {path.name} is missing (only its manifest is there)"
+        result.status = f"failed: {MISSING_ARTIFACT}"
         return result
     try:
-        session = runtime.load(path, backend=backend, threads=threads)
+        session = runtime.load(path, backend=backend, threads=threads, verify=verify)
     except BackendUnavailable as exc:
         result.status = f"unavailable: {exc}"
         return result

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pocketgan.errors import ModelLoadError
+from pocketgan.errors import IntegrityError, ModelLoadError
 
 MANIFEST_SUFFIX = ".manifest.json"
 EMBEDDED_MANIFEST_KEY = "pocketgan_manifest"  # the manifest's name inside a model file's metadata
@@ -38,7 +38,12 @@ PARITY_KEYS = ("reference", "images", "psnr_db", "max_abs", "passed", "verified_
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, or of every file under a directory (e.g. an .mlpackage) in sorted order."""
+    """Hex sha256 of a file, or of every file under a directory (e.g. an .mlpackage) in sorted order.
+
+    For a directory each file contributes its path relative to the directory, then its bytes: the digest
+    is the same before and after the atomic rename from `.tmp-*/NAME` to NAME, and changes when any file
+    inside is added, removed, renamed or edited. `size_bytes` sums the same files.
+    """
     digest = hashlib.sha256()
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -138,6 +143,53 @@ def read_manifest(artifact: str | os.PathLike) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return parse_manifest(path.read_bytes(), str(path))
+
+
+def verify_artifact(
+    artifact: str | os.PathLike, manifest: dict[str, Any] | None = None, required: bool = False
+) -> str | None:
+    """Check an artifact against the `size_bytes` and `sha256` of its manifest (default: its sidecar).
+
+    Returns the sha256 it computed (hashed once, after the cheap size check), or None when no manifest
+    declares one. Raises IntegrityError on a missing file or a mismatch, and, when `required`, on a manifest
+    that declares no sha256 or size_bytes.
+    """
+    path = Path(artifact)
+    manifest = read_manifest(path) if manifest is None else manifest
+    declared_size, declared_sha256 = (manifest or {}).get("size_bytes"), (manifest or {}).get("sha256")
+    if required and (declared_size is None or declared_sha256 is None):
+        raise IntegrityError(f"{path}: its manifest declares no sha256 and size_bytes to check it against")
+    if declared_size is None and declared_sha256 is None:
+        return None
+    if not path.exists():
+        raise IntegrityError(f"{path}: missing: its manifest describes a file that is not there")
+    changed = "changed after export: re-export it or restore the file its manifest describes"
+    actual_size = size_bytes(path)
+    if declared_size is not None and actual_size != declared_size:
+        raise IntegrityError(
+            f"{path}: {actual_size} bytes where its manifest says {declared_size}: the artifact {changed}"
+        )
+    if declared_sha256 is None:
+        return None
+    digest = sha256_file(path)
+    if digest != declared_sha256:
+        raise IntegrityError(
+            f"{path}: sha256 {digest[:12]}... where its manifest says {str(declared_sha256)[:12]}...: "
+            f"the artifact {changed}"
+        )
+    return digest
+
+
+def verify_artifacts(artifacts: list[str | os.PathLike], required: bool = False) -> None:
+    """`verify_artifact` on each; one IntegrityError naming every artifact that fails."""
+    problems = []
+    for artifact in artifacts:
+        try:
+            verify_artifact(artifact, required=required)
+        except IntegrityError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise IntegrityError("; ".join(problems))
 
 
 def parse_manifest(text: str | bytes, where: str) -> dict[str, Any]:
