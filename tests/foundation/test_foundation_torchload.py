@@ -46,6 +46,11 @@ def _rewrite(path, changes):
             out.writestr(f"{root}/{record}", data)
 
 
+def _read_json(path, record):
+    records = zipfile.ZipFile(path)
+    return json.loads(records.read(records.namelist()[0].split("/")[0] + "/" + record))
+
+
 def _pickled(value):
     buffer = io.BytesIO()
     torch.save(value, buffer)
@@ -88,9 +93,7 @@ def test_a_pickled_weight_that_runs_code_is_refused(tmp_path):
     """torch loads `use_pickle` weights with the unrestricted unpickler outright (no safe attempt first)."""
     path, marker = tmp_path / "w.pt2", tmp_path / "payload-ran"
     _export(path)
-    records = zipfile.ZipFile(path)
-    root = records.namelist()[0].split("/")[0]
-    table = json.loads(records.read(f"{root}/data/weights/model_weights_config.json"))
+    table = _read_json(path, "data/weights/model_weights_config.json")
     table["config"]["0.weight"]["use_pickle"] = True
     _rewrite(
         path,
@@ -124,9 +127,7 @@ def test_a_shape_expression_that_is_code_is_refused(tmp_path):
     """torch parses symbolic shapes with sympy.sympify, an eval: a graph needs no pickle to run code."""
     path, marker = tmp_path / "expr.pt2", tmp_path / "payload-ran"
     _export(path)
-    records = zipfile.ZipFile(path)
-    root = records.namelist()[0].split("/")[0]
-    program = json.loads(records.read(f"{root}/models/model.json"))
+    program = _read_json(path, "models/model.json")
     tensor = program["graph_module"]["graph"]["tensor_values"]["input"]
     code = f"__import__('os').system('touch {marker}') + 1"
     tensor["sizes"][0] = {"as_expr": {"expr_str": code, "hint": {"as_int": 1}}}
