@@ -1,10 +1,17 @@
+import errno
+import os
+import subprocess
+import sys
+
 import pytest
 
 from pocketgan.errors import IntegrityError, ModelLoadError
 from pocketgan.manifest import (
     atomic_path,
+    atomic_write_bytes,
     manifest_path,
     read_manifest,
+    remove_stale_temps,
     sha256_file,
     size_bytes,
     validate_manifest,
@@ -103,3 +110,41 @@ def test_verify_artifact_needs_checksums_only_when_asked(tmp_path):
         verify_artifact(artifact, {"format": "onnx"}, required=True)
     with pytest.raises(IntegrityError, match="missing"):
         verify_artifact(tmp_path / "gone.onnx", {"sha256": "0" * 64, "size_bytes": 5})
+def test_exclusive_atomic_write_never_replaces(tmp_path):
+    target = tmp_path / "out.png"
+    atomic_write_bytes(target, b"first", replace=False)
+    with pytest.raises(FileExistsError):
+        atomic_write_bytes(target, b"second", replace=False)
+    assert target.read_bytes() == b"first"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # the temporary entry is gone
+
+
+def test_exclusive_write_without_hard_links(tmp_path, monkeypatch):
+    def no_links(source, target):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "out.png"
+    atomic_write_bytes(target, b"first", replace=False)
+    with pytest.raises(FileExistsError):
+        atomic_write_bytes(target, b"second", replace=False)
+    assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_remove_stale_temps_removes_dead_writers_entries_only(tmp_path, killed_mid_write):
+    killed_mid_write(tmp_path / "model.onnx")
+    (stale,) = [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".tmp-{alive.pid}-other.onnx-abc"
+        live.mkdir()
+        mine = tmp_path / f".tmp-{os.getpid()}-mine.onnx-abc"
+        mine.mkdir()
+        (tmp_path / ".tmp-without-pid").mkdir()
+        assert remove_stale_temps(tmp_path) == [stale]
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [live.name, mine.name, ".tmp-without-pid"]
+        )
+    finally:
+        alive.kill()
+        alive.wait()
