@@ -69,7 +69,7 @@ def size_bytes(path: str | os.PathLike) -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `final`; move it into place only if the block succeeds.
 
     Works for files and directories (an .mlpackage is a directory). A crash leaves at most a
@@ -143,9 +143,9 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, replace: bool = True) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, replace: bool = True) -> None:
     """Write `data` to `path` atomically; with `replace=False` FileExistsError if `path` exists."""
-    with atomic_path(path, replace) as tmp, open(tmp, "wb") as handle:
+    with atomic_path(path, replace=replace) as tmp, open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

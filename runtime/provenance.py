@@ -125,5 +125,5 @@ def write_image(
     """
     path = Path(path)
     data = encode_image(image, fmt or path.suffix, label, exif=exif)
-    atomic_write_bytes(path, data, replace)
+    atomic_write_bytes(path, data, replace=replace)
     return path
