@@ -110,6 +110,8 @@ def test_verify_artifact_needs_checksums_only_when_asked(tmp_path):
         verify_artifact(artifact, {"format": "onnx"}, required=True)
     with pytest.raises(IntegrityError, match="missing"):
         verify_artifact(tmp_path / "gone.onnx", {"sha256": "0" * 64, "size_bytes": 5})
+
+
 def test_exclusive_atomic_write_never_replaces(tmp_path):
     target = tmp_path / "out.png"
     atomic_write_bytes(target, b"first", replace=False)
