@@ -44,8 +44,16 @@ Examples:
 @click.option("--batch", type=int, help="Global batch size (split across DDP processes).")
 @click.option("--checkpoint-every", type=int, help="Write last.pt every N steps (and at the end).")
 @click.option("--eval-every", type=int, help="Held-out PSNR, sample grid and best.pt every N steps.")
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/distill).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt at the exact step.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Run folder (default runs/distill); locked while a run writes it, so a second run is refused.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from its last.pt at the exact step (exit 2 when --out holds no run).",
+)
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), help="auto: CUDA when present (bf16).")
 @click.option(
     "--config", "config_file", type=click.Path(dir_okay=False), help="TOML recipe, e.g. recipes/vintage.toml."

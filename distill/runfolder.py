@@ -1,5 +1,5 @@
 """The run folder: config.toml, metrics.jsonl, last.pt (training state), best.pt and average.pt (students),
-samples/.
+samples/, and .lock (the pid of the run writing it, under an OS lock that ends with that process).
 
 Every checkpoint is plain data (tensors, numbers, strings, dicts, lists): it loads with `weights_only=True`.
 RNG states are stored as uint8 tensors.
@@ -9,8 +9,10 @@ Example: python -c "from distill.runfolder import read_metrics; print(read_metri
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 
 from pocketgan.checkpoint import load_checkpoint, save_checkpoint
-from pocketgan.errors import ModelLoadError
+from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.images import to_uint8
 from pocketgan.manifest import atomic_path
 from pocketgan.metrics import json_ready
@@ -29,7 +31,79 @@ LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 AVERAGE_CHECKPOINT = "average.pt"
 SAMPLES_DIR = "samples"
+LOCK_FILE = ".lock"
 TRAINING_STATE = "pocketgan-training-state/1"
+
+
+class RunFolderLock:
+    """An exclusive `flock` on OUT/.lock, held while one run writes the folder.
+
+    The lock belongs to the open file, so the OS drops it when the process ends, however it ends: a crash or
+    kill -9 never leaves the folder stuck. The file keeps the holder's pid for the refusal message.
+    """
+
+    def __init__(self, out: Path):
+        self.out = out
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UsageError(f"{out}: cannot write the run folder ({exc.strerror})") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder()
+            os.close(self._fd)
+            raise UsageError(
+                f"{out} is in use by another distill run (pid {holder}); "
+                "wait for it to end or choose another --out"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()}\n".encode())
+
+    def _holder(self, attempts: int = 20) -> str:
+        """The pid the holder wrote (it writes right after locking: wait a moment for it)."""
+        for _ in range(attempts):
+            text = os.pread(self._fd, 32, 0).decode(errors="replace").strip()
+            if text:
+                return text
+            time.sleep(0.05)
+        return "unknown"
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing the file drops the lock; the file stays (see claim_run_folder)
+            self._fd = -1
+
+
+def claim_run_folder(out: str | os.PathLike, resume: bool) -> RunFolderLock:
+    """Lock `out` for one run, once it holds what `resume` expects: a run to continue, or none to overwrite.
+
+    A mistyped `--out` with `--resume` is refused before anything is created. The lock file is never
+    deleted: a process that opened it just before the deletion would lock a file nobody else sees.
+    """
+    out = Path(out)
+    if resume and not out.is_dir():
+        raise UsageError(f"{out}: no such run folder to resume; drop --resume to start a new run there")
+    lock = RunFolderLock(out)
+    try:
+        _expect_contents(out, resume)
+    except UsageError:
+        lock.release()
+        raise
+    return lock
+
+
+def _expect_contents(out: Path, resume: bool) -> None:
+    has_run = (out / LAST_CHECKPOINT).is_file()
+    if resume and not has_run:
+        raise UsageError(
+            f"{out}: no run to resume (no {LAST_CHECKPOINT}); drop --resume to start a new run there"
+        )
+    if not resume and has_run:
+        raise UsageError(
+            f"{out} already holds a run ({LAST_CHECKPOINT}): pass --resume or choose another --out"
+        )
 
 
 def append_metrics(run_dir: str | os.PathLike, record: dict[str, Any]) -> None:

@@ -87,9 +87,28 @@ def distill(
     """Run (or with `resume`, continue) a distillation; `callback(step, record)` follows every step."""
     context = context_from_env(config.device)
     try:
-        return _Run(config, context, callback).train(resume)
+        with _claimed_run_folder(config.out, resume, context):
+            return _Run(config, context, callback).train(resume)
     finally:
         context.close()
+
+
+@contextlib.contextmanager
+def _claimed_run_folder(out: str, resume: bool, context: DistributedContext):
+    """Rank 0 (the only writer) locks the run folder before anything is written; every rank learns if it did."""
+    lock, refusal = None, None
+    if context.is_main:
+        try:
+            lock = runfolder.claim_run_folder(out, resume)
+        except UsageError as exc:
+            refusal = exc
+    if not context.all_true(refusal is None):
+        raise refusal or UsageError(f"{out}: rank 0 could not claim the run folder (its error says why)")
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _copy_state(module: torch.nn.Module | None) -> dict[str, torch.Tensor]:
@@ -197,19 +216,14 @@ class _Run:
             runfolder.save_training_state(self.out / runfolder.LAST_CHECKPOINT, self.good_state)
 
     def _prepare_run_folder(self, resume: bool) -> int | None:
+        """Restore last.pt when resuming (claim_run_folder saw it), then write the resolved config (rank 0)."""
         last = self.out / runfolder.LAST_CHECKPOINT
-        if not resume and last.exists():
-            raise UsageError(
-                f"{self.out} already holds a run (last.pt): pass --resume or choose another --out"
-            )
         resumed_from = None
-        if resume and last.exists():
+        if resume:
             self._restore(runfolder.load_training_state(last), str(last))
             self.good_state = self._state()
             resumed_from = self.step
             log.info("resuming %s at step %d", self.out, self.step)
-        elif resume:
-            log.warning("%s has no last.pt: starting a fresh run", self.out)
         if self.context.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_resolved_config(self.config, self.out / runfolder.CONFIG_FILE)

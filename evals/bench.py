@@ -23,7 +23,8 @@ import numpy as np
 
 from pocketgan.errors import UsageError
 from pocketgan.evals.common import artifact_format
-from pocketgan.manifest import read_manifest, size_bytes
+from pocketgan.manifest import read_manifest, size_bytes, verify_artifacts
+from pocketgan.status import Status, failed
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,13 @@ class BenchConfig:
 class BenchResult:
     config: BenchConfig
     rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """Rows of models that could not be loaded or run (an unavailable backend is not a failure)."""
+        return [
+            row for row in self.rows if (status := Status.parse(row.get("status", ""))) and status.is_failed
+        ]
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -128,11 +136,11 @@ def _run_worker(path: Path, config: BenchConfig) -> dict[str, Any]:
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=config.timeout_s)
     except subprocess.TimeoutExpired:
-        return {"status": f"failed: timed out after {config.timeout_s:.0f} s"}
+        return {"status": failed(f"timed out after {config.timeout_s:.0f} s")}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"status": f"failed: worker exited {done.returncode}: {tail[:200]}"}
+        return {"status": failed(f"worker exited {done.returncode}: {tail[:200]}")}
     measured = json.loads(lines[-1])
     if measured.get("status") != "ok":
         return {"status": measured["status"]}
@@ -144,13 +152,18 @@ def _run_worker(path: Path, config: BenchConfig) -> dict[str, Any]:
 
 
 def bench(models: list[str | os.PathLike], config: BenchConfig | None = None) -> BenchResult:
-    """Measure every model, one fresh process each, in the order given."""
+    """Measure every model, one fresh process each, in the order given.
+
+    Models with a manifest must match its sha256 and size (IntegrityError before anything is timed); the
+    workers then load without hashing again, so `load_ms` times only what an app's load does.
+    """
     config = config or BenchConfig()
     if not models:
         raise UsageError("give at least one model file to bench")
     missing = [str(m) for m in models if not Path(m).exists()]
     if missing:
         raise UsageError(f"no such model file: {', '.join(missing)}")
+    verify_artifacts(models)
     result = BenchResult(config)
     for model in models:
         log.info("benchmarking %s", model)

@@ -30,6 +30,9 @@ from pocketgan.manifest import atomic_write_json
 def bench_command(models, threads, warmup, iterations, backend, size, json_path):
     """Time artifacts, each in a fresh process: load, first run, p50/p90/p99/mean, peak RSS, size.
 
+    A model whose manifest's sha256 or size does not match it is refused (exit 2) before anything is timed;
+    exit 1 when a model could not be loaded or run.
+
     \b
     Examples:
       pocketgan bench dist/student.fp32.onnx dist/student.int8.tflite --threads 2
@@ -40,6 +43,8 @@ def bench_command(models, threads, warmup, iterations, backend, size, json_path)
     if json_path:
         atomic_write_json(json_path, result.to_json())
         click.echo(f"wrote {json_path}")
+    if result.failed:  # the table's notes give each one's reason
+        raise _load_failures(result.failed, "model", len(result.rows))
 
 
 @click.command("eval")
@@ -69,6 +74,9 @@ def bench_command(models, threads, warmup, iterations, backend, size, json_path)
 def eval_command(artifacts, out, no_progress, **options):
     """Latency, memory and fidelity of every artifact vs the teacher: eval.json, report.md, report.html.
 
+    Every artifact must match its manifest's sha256 and size (exit 2 otherwise, before anything runs); the
+    reports are written in any case, then exit 1 when an artifact could not be loaded or run.
+
     \b
     Examples:
       pocketgan eval --artifacts dist/ --out build/eval
@@ -77,6 +85,16 @@ def eval_command(artifacts, out, no_progress, **options):
     result = evaluate(EvalConfig(artifacts=artifacts, out=out, progress=not no_progress, **options))
     click.echo(Path(result.report_md).read_text())
     click.echo(f"wrote {result.eval_json}, {result.report_md}, {result.report_html}")
+    for row in result.failed:
+        click.echo(f"failed: {row['path']}: {row['status'].removeprefix('failed: ')}")
+    if result.failed:
+        raise _load_failures(result.failed, "artifact", len(result.report["artifacts"]))
+
+
+def _load_failures(failed: list[dict], noun: str, total: int) -> CheckFailed:
+    """Exit 1, naming the models that could not be loaded or run."""
+    names = ", ".join(Path(row.get("model") or row["path"]).name for row in failed)
+    return CheckFailed(f"{len(failed)} of {total} {noun}s could not be loaded or run: {names}")
 
 
 @click.command("parity")
@@ -108,6 +126,8 @@ def eval_command(artifacts, out, no_progress, **options):
 @click.option("--json", "json_path", type=click.Path(), help="Also write the rows as JSON here.")
 def parity_command(artifacts, reference, min_psnr, junit, size, teacher, json_path):
     """CI gate: every artifact vs its reference on the held-out photos. Exit 1 if any falls short.
+
+    An artifact that is missing, or does not match its manifest's sha256 and size, is a failed case.
 
     \b
     Examples:

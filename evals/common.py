@@ -20,6 +20,8 @@ from pocketgan.manifest import MANIFEST_SUFFIX, read_manifest
 from pocketgan.runtime.base import format_of
 from pocketgan.status import OK, Status, failed, unavailable
 
+MISSING_ARTIFACT = "the artifact file is missing: only its manifest is there"
+
 
 def artifact_format(path: str | os.PathLike, manifest: dict[str, Any] | None = None) -> str:
     """The artifact's format from its manifest, else from its file suffix (the runtime backends' facts)."""
@@ -81,16 +83,23 @@ class ArtifactRun:
 
 
 def run_artifact(
-    path: str | os.PathLike, images: list[np.ndarray], threads: int | None = None, backend: str | None = None
+    path: str | os.PathLike,
+    images: list[np.ndarray],
+    threads: int | None = None,
+    backend: str | None = None,
+    verify: bool = True,
 ) -> ArtifactRun:
-    """Run every image through the artifact; at its own size via `predict`, else via `run` (resizes)."""
+    """Run every image through the artifact; at its own size via `predict`, else via `run` (resizes).
+
+    `verify=False` when the caller has checked the artifact against its manifest already.
+    """
     path = Path(path)
-    result = ArtifactRun(path, read_manifest(path) if path.exists() else None)
+    result = ArtifactRun(path, read_manifest(path))
     if not path.exists():
-        result.status = unavailable(f"artifact file {path.name} is missing (only its manifest is there)")
+        result.status = failed(MISSING_ARTIFACT)
         return result
     try:
-        session = runtime.load(path, backend=backend, threads=threads)
+        session = runtime.load(path, backend=backend, threads=threads, verify=verify)
     except BackendUnavailable as exc:
         result.status = unavailable(str(exc))
         return result

@@ -1,7 +1,9 @@
 """`pocketgan eval`: latency, memory and fidelity of every artifact against the teacher, as JSON and reports.
 
 Writes OUT/eval.json (every key of the ARCHITECTURE.md contract), OUT/report.md and a self-contained
-OUT/report.html. Artifacts whose backend cannot run here are listed with `status: "unavailable: <why>"`.
+OUT/report.html. Artifacts whose backend cannot run here are listed with `status: "unavailable: <why>"`,
+artifacts that could not be loaded or run with `status: "failed: <why>"` (the CLI then exits 1). Every
+artifact must match its manifest (sha256, size_bytes) before anything runs: IntegrityError otherwise.
 
 Example: pocketgan eval --artifacts dist/ --size 128 --out build/eval --iterations 10
 """
@@ -30,10 +32,10 @@ from pocketgan.evals.common import (
 )
 from pocketgan.evals.report import write_reports
 from pocketgan.images import to_float
-from pocketgan.manifest import atomic_write_json, library_versions, now_iso, size_bytes
+from pocketgan.manifest import atomic_write_json, library_versions, now_iso, size_bytes, verify_artifacts
 from pocketgan.metrics import UNAVAILABLE_WEIGHTS, compare_images, frechet_distance, lpips_distance
 from pocketgan.runtime.base import backend_status, backends_for
-from pocketgan.status import OK
+from pocketgan.status import OK, Status
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,15 @@ class EvalResult:
     report_md: Path
     report_html: Path
     pictures: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """Artifact rows that could not be loaded or run (an unavailable backend is not a failure)."""
+        return [
+            row
+            for row in self.report["artifacts"]
+            if (status := Status.parse(row["status"])) and status.is_failed
+        ]
 
 
 def _timed(function, iterations: int) -> dict[str, float]:
@@ -166,7 +177,7 @@ def _evaluate_artifact(
     path, config, images, names, teacher, teacher_outputs, sources
 ) -> tuple[dict, list | None]:
     """One eval.json artifact row, and the artifact's outputs (None when it could not run)."""
-    run = run_artifact(path, images, threads=config.threads)
+    run = run_artifact(path, images, threads=config.threads, verify=False)  # evaluate() verified it
     row = _empty_row(Path(path), run.manifest, config.threads)
     row["backend"], row["status"] = run.backend, run.status
     size = run.size[0] if run.size else None
@@ -216,6 +227,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
     from pocketgan.flops import MAC_METHOD  # imports torch
 
     artifact_paths = find_artifacts(config.artifacts)
+    verify_artifacts([path for path in artifact_paths if path.exists()], required=True)  # missing: a row
     named = eval_images(config.size, config.data)
     names = [name for name, _ in named]
     images = [image for _, image in named]

@@ -2,7 +2,8 @@
 
 The reference is the torch model the artifact came from (`student`: its source checkpoint, or the teacher
 for a teacher export) or the teacher (`teacher`). Thresholds are export/parity.py's table per precision,
-or one PSNR floor (`--min-psnr`). Backends that cannot run here give skipped test cases with the reason.
+or one PSNR floor (`--min-psnr`). Backends that cannot run here give skipped test cases with the reason;
+an artifact that is missing or does not match its manifest (sha256, size_bytes) is a failed case.
 
 Example: pocketgan parity --artifacts dist/ --junit build/parity.xml
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 from pocketgan.config import DEFAULT_TEACHER
 from pocketgan.data import heldout_images
-from pocketgan.errors import UsageError
+from pocketgan.errors import IntegrityError, UsageError
 from pocketgan.evals.common import (
     artifact_format,
     find_artifacts,
@@ -30,7 +31,7 @@ from pocketgan.evals.common import (
     torch_outputs,
 )
 from pocketgan.export.parity import THRESHOLDS
-from pocketgan.manifest import atomic_write_bytes, read_manifest
+from pocketgan.manifest import atomic_write_bytes, read_manifest, verify_artifact
 from pocketgan.metrics import judge
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,10 @@ def _worst(pick, values: list[float | None]) -> float | None:
 
 
 def check_artifact(path: Path, config: ParityConfig, references: _References) -> dict[str, Any]:
-    """One gate row: status passed | failed | skipped (backend unavailable) | error (cannot check)."""
+    """One gate row: status passed | failed | skipped (backend unavailable) | error (cannot check).
+
+    An artifact that is missing, or does not match its manifest's sha256 and size, fails before it is run.
+    """
     start = time.perf_counter()
     manifest = read_manifest(path)
     precision = str((manifest or {}).get("precision") or "fp32")
@@ -139,6 +143,11 @@ def check_artifact(path: Path, config: ParityConfig, references: _References) ->
     reference_name = "teacher" if config.reference == "teacher" or source_kind == "teacher" else "student"
     row.update({"precision": precision, "backend": None, "reference": reference_name, "psnr_db": None})
     row.update({"max_abs": None, "threshold": None, "per_image": None, "message": ""})
+    try:
+        verify_artifact(path, manifest, required=True)
+    except IntegrityError as exc:
+        row.update(status="failed", message=str(exc), time_s=time.perf_counter() - start)
+        return row
     size = config.size or manifest_size(manifest)
     if size is None:
         row.update(status="error", message="the manifest has no input shape; pass --size")
@@ -148,7 +157,7 @@ def check_artifact(path: Path, config: ParityConfig, references: _References) ->
         row.update(status="error", message=f"no reference: {reference}")
         return row
     names, images, expected = reference
-    run = run_artifact(path, images, threads=config.threads)
+    run = run_artifact(path, images, threads=config.threads, verify=False)
     row["backend"] = run.backend
     if run.status.is_unavailable:
         row.update(status="skipped", message=run.status.reason)
@@ -221,7 +230,8 @@ def format_table(result: ParityResult) -> str:
     lines = [header]
     for r in result.rows:
         psnr_text, abs_text = _text(r["psnr_db"], ".2f"), _text(r["max_abs"], ".3g")
-        verdict = r["status"] if r["status"] in ("passed", "failed") else f"{r['status']}: {r['message']}"
+        judged = r["status"] == "passed" or (r["status"] == "failed" and r["psnr_db"] is not None)
+        verdict = r["status"] if judged else f"{r['status']}: {r['message']}"  # no numbers: say why
         lines.append(
             [
                 r["name"],

@@ -27,6 +27,7 @@ from pocketgan.manifest import (
     library_versions,
     manifest_path,
     now_iso,
+    remove_stale_temps,
     sha256_file,
     size_bytes,
     write_manifest,
@@ -97,6 +98,8 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
     model, source_entry, default_name = _load_source(source)
     name = config.name or default_name
     out = Path(config.out)
+    for stale in remove_stale_temps(out):  # what an export killed mid-write left behind
+        log.info("removed %s, left by an interrupted export", stale)
     prepared_model, notes = prepare_model(model, config.size)
     calibration = functools.cache(lambda: calibration_images(config))
     reference = _reference(model, config.size) if config.validate else None

@@ -19,7 +19,7 @@ import torch
 from pocketgan.errors import ModelLoadError
 from pocketgan.manifest import atomic_path
 from pocketgan.models.registry import build
-from pocketgan.models.zoo import load_state_dict_file
+from pocketgan.torchload import load_torch_file
 
 CHECKPOINT_FORMAT = "pocketgan-student/1"
 
@@ -34,7 +34,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint with `weights_only=True`; anything that would run code is refused."""
-    payload = load_state_dict_file(path)
+    payload = load_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ModelLoadError(f"{path}: not a PocketGAN student checkpoint (no format {CHECKPOINT_FORMAT!r})")
     for key in ("student", "student_kwargs", "state_dict"):

@@ -15,6 +15,10 @@ class ModelLoadError(PocketGANError):
     """A model or checkpoint could not be loaded."""
 
 
+class IntegrityError(ModelLoadError):
+    """An artifact does not match its manifest (sha256 or size), or its manifest cannot say."""
+
+
 class ImageLoadError(PocketGANError):
     """An image file could not be decoded."""
 

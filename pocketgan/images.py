@@ -1,5 +1,9 @@
 """Image loading, resizing and normalization shared by every stage (torch-free).
 
+Loading is colour-managed: a file with an embedded ICC profile (a Display P3 phone photo, an Adobe RGB
+export, a CMYK JPEG) is converted to sRGB with LittleCMS (Pillow's ImageCms), the colour space every model
+here is trained and run in; files without a profile are taken as sRGB.
+
 Resizing always uses Pillow's bicubic filter on uint8 RGB (`RESIZE_FILTER`), so that parity numbers
 from export, runtime and eval are computed on identical pixels.
 
@@ -8,22 +12,39 @@ Example: python -c "from pocketgan.images import load_images; print(load_images(
 
 from __future__ import annotations
 
+import functools
+import io
 import logging
 import os
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from pocketgan.errors import ImageLoadError
+from pocketgan.manifest import TEMP_PREFIX
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 RESIZE_FILTER = "bicubic"
 _PIL_FILTER = Image.Resampling.BICUBIC
+ORIENTATION_TAG = 0x0112
+EXIF_IFD_TAG = 0x8769
+COLOR_SPACE_TAG = 0xA001  # in the Exif IFD: 1 = sRGB
+_PROFILE_MODES = {"RGB": "RGB", "GRAY": "L", "CMYK": "CMYK"}  # ICC colour space -> the Pillow mode it reads
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A decoded image file: upright sRGB pixels, and the metadata an output of it should carry."""
+
+    pixels: np.ndarray  # uint8 (H, W, 3) RGB
+    exif: bytes | None = None  # the file's EXIF with orientation 1 (the pixels are upright); None without
+    frames: int = 1  # frames in the file (an animation has several); only the first is decoded
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -40,10 +61,86 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode one image file to uint8 (H, W, 3) RGB, upright per its EXIF orientation.
+@functools.cache
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
-    Raises ImageLoadError with the file name on anything that is not a readable image.
+
+@functools.cache
+def srgb_icc_profile() -> bytes:
+    """The ICC profile (LittleCMS's built-in sRGB) that PocketGAN embeds in the images it writes."""
+    return _srgb_profile().tobytes()
+
+
+@functools.lru_cache(maxsize=16)
+def _transform_to_srgb(icc: bytes) -> ImageCms.ImageCmsTransform | None:
+    """The transform from an embedded ICC profile to sRGB; None when it is sRGB already (changes no colour).
+
+    Raises ImageCms.PyCMSError (or OSError) for a profile LittleCMS cannot use.
+    """
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    space = profile.profile.xcolor_space.strip()
+    if space not in _PROFILE_MODES:
+        raise ImageCms.PyCMSError(f"a {space} profile")
+    # Perceptual is the ICC default for photographs; a matrix profile (Display P3, Adobe RGB) has no
+    # perceptual table and LittleCMS maps it colorimetrically.
+    transform = ImageCms.buildTransform(profile, _srgb_profile(), _PROFILE_MODES[space], "RGB")
+    return None if _is_identity(transform) else transform
+
+
+def _is_identity(transform: ImageCms.ImageCmsTransform) -> bool:
+    """True when an RGB -> RGB transform leaves every colour of a 32-level-per-channel grid as it is."""
+    if transform.input_mode != "RGB":
+        return False
+    levels = np.linspace(0, 255, 32).round().astype(np.uint8)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(32 * 32, 32, 3)
+    return np.array_equal(np.asarray(ImageCms.applyTransform(Image.fromarray(grid), transform)), grid)
+
+
+def _to_srgb(img: Image.Image, icc: bytes | None, path: Path) -> Image.Image:
+    """8-bit RGB in sRGB: pixels described by an embedded ICC profile are converted, others taken as sRGB."""
+    if not icc:
+        return _to_rgb(img)
+    try:
+        transform = _transform_to_srgb(icc)
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        log.warning("%s: colour profile not usable (%s); pixels read as sRGB", path, exc)
+        return _to_rgb(img)
+    if transform is None:
+        return _to_rgb(img)
+    if transform.input_mode == "CMYK":
+        if img.mode != "CMYK":
+            log.warning("%s: a CMYK colour profile on %s pixels; pixels read as sRGB", path, img.mode)
+            return _to_rgb(img)
+        return ImageCms.applyTransform(img, transform)
+    source = _to_rgb(img)
+    return ImageCms.applyTransform(source.convert("L") if transform.input_mode == "L" else source, transform)
+
+
+def _upright_exif(img: Image.Image, path: Path) -> bytes | None:
+    """The image's EXIF for an upright sRGB copy of it: orientation 1, colour space sRGB. None without EXIF.
+
+    IFD0, the Exif and GPS IFDs are kept (camera, copyright, dates, place); the thumbnail IFD is not.
+    """
+    exif = img.getexif()
+    if not exif:
+        return None
+    exif[ORIENTATION_TAG] = 1
+    if EXIF_IFD_TAG in exif and COLOR_SPACE_TAG in exif.get_ifd(EXIF_IFD_TAG):
+        exif.get_ifd(EXIF_IFD_TAG)[COLOR_SPACE_TAG] = 1
+    try:
+        return exif.tobytes()
+    except (ValueError, TypeError, KeyError, struct.error) as exc:
+        log.warning("%s: EXIF not kept (%s)", path, exc)
+        return None
+
+
+def read_photo(path: str | os.PathLike, to_srgb: bool = True) -> Photo:
+    """Decode one image file: uint8 (H, W, 3) RGB, upright per its EXIF orientation, in sRGB.
+
+    An embedded ICC profile (Display P3, Adobe RGB, CMYK, ...) is converted to sRGB unless `to_srgb` is
+    False; an animation gives its first frame. Raises ImageLoadError with the file name on anything that
+    is not a readable image.
     """
     path = Path(path)
     try:
@@ -51,8 +148,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             raise ImageLoadError(f"{path}: empty file")
         with Image.open(path) as img:
             img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(img)
+            frames = getattr(img, "n_frames", 1)
+            icc = img.info.get("icc_profile") if to_srgb else None
+            upright = ImageOps.exif_transpose(img)  # a copy: its EXIF can be edited without touching img
+            exif = _upright_exif(upright, path)
+            rgb = _to_srgb(upright, icc, path)
     except ImageLoadError:
         raise
     except FileNotFoundError:
@@ -60,7 +160,12 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         reason = "not an image" if isinstance(exc, UnidentifiedImageError) else str(exc) or type(exc).__name__
         raise ImageLoadError(f"{path}: cannot decode ({reason})") from None
-    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+    return Photo(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), exif, frames)
+
+
+def load_image(path: str | os.PathLike, to_srgb: bool = True) -> np.ndarray:
+    """Decode one image file to uint8 (H, W, 3) RGB, upright and in sRGB (see `read_photo`)."""
+    return read_photo(path, to_srgb).pixels
 
 
 @dataclass
@@ -72,6 +177,24 @@ class LoadedImages:
     failures: list[tuple[Path, str]] = field(default_factory=list)
 
 
+def scan_folder(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) under a folder, recursive and sorted by path.
+
+    Unfinished writes (`.tmp-*` entries of pocketgan.manifest.atomic_path) are in neither list, hidden
+    files (`.DS_Store`) are not among the others.
+    """
+    images, others = [], []
+    for path in sorted(Path(root).rglob("*")):
+        parts = path.relative_to(root).parts
+        if any(part.startswith(TEMP_PREFIX) for part in parts) or not path.is_file():
+            continue
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(path)
+        elif not any(part.startswith(".") for part in parts):
+            others.append(path)
+    return images, others
+
+
 def find_images(root: str | os.PathLike) -> list[Path]:
     """Image files under `root` (recursive, sorted), or `root` itself if it is a file."""
     root = Path(root)
@@ -79,7 +202,7 @@ def find_images(root: str | os.PathLike) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise ImageLoadError(f"{root}: no such file or folder")
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return scan_folder(root)[0]
 
 
 def load_images(root: str | os.PathLike) -> LoadedImages:
@@ -87,11 +210,15 @@ def load_images(root: str | os.PathLike) -> LoadedImages:
     loaded = LoadedImages()
     for path in find_images(root):
         try:
-            loaded.images.append(load_image(path))
-            loaded.paths.append(path)
+            photo = read_photo(path)
         except ImageLoadError as exc:
             log.warning("skipping %s", exc)
             loaded.failures.append((path, str(exc)))
+            continue
+        if photo.frames > 1:
+            log.warning("%s: only the first frame of %d is used", path, photo.frames)
+        loaded.images.append(photo.pixels)
+        loaded.paths.append(path)
     return loaded
 
 

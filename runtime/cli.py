@@ -5,119 +5,13 @@ Example: pocketgan run dist/student.fp32.onnx photos/ portrait.jpg -o out/ --for
 
 from __future__ import annotations
 
-import glob
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
 from pocketgan import runtime
-from pocketgan.errors import ImageLoadError, PocketGANError
-from pocketgan.images import find_images, load_image
-from pocketgan.runtime.provenance import ProvenanceLabel, write_image
-
-GLOB_CHARS = "*?["
-
-
-@dataclass
-class Job:
-    """One input file and where its output goes (relative to the output folder)."""
-
-    source: Path
-    output: Path
-
-
-@dataclass
-class RunReport:
-    written: list[Path] = field(default_factory=list)
-    skipped: list[tuple[Path, Path]] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _folder_jobs(folder: Path, outdir: Path, fmt: str) -> list[Job]:
-    outdir = outdir.resolve()
-    jobs = []
-    for path in find_images(folder):
-        if outdir == path.resolve().parent or outdir in path.resolve().parents:
-            continue  # never feed our own outputs back in when OUTDIR sits inside the input folder
-        jobs.append(Job(path, path.relative_to(folder).with_suffix(f".{fmt}")))
-    return jobs
-
-
-def collect_jobs(inputs: tuple[str, ...], outdir: Path, fmt: str) -> tuple[list[Job], list[tuple[str, str]]]:
-    """Expand files, folders (recursive) and globs into jobs; inputs that match nothing become failures."""
-    jobs: list[Job] = []
-    failures: list[tuple[str, str]] = []
-    for text in inputs:
-        path = Path(text)
-        if path.is_dir():
-            jobs += _folder_jobs(path, outdir, fmt)
-        elif path.exists():
-            jobs.append(Job(path, Path(path.name).with_suffix(f".{fmt}")))
-        elif any(char in text for char in GLOB_CHARS):
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
-            if not matches:
-                failures.append((text, "no files match this pattern"))
-            for match in matches:
-                if match.is_dir():
-                    jobs += _folder_jobs(match, outdir, fmt)
-                else:
-                    jobs.append(Job(match, Path(match.name).with_suffix(f".{fmt}")))
-        else:
-            failures.append((text, "no such file or folder"))
-    return _deduplicate(jobs), failures
-
-
-def _deduplicate(jobs: list[Job]) -> list[Job]:
-    """Drop repeated sources; give outputs that would collide (a.jpg, a.png -> a.png) distinct names."""
-    seen_sources: set[Path] = set()
-    taken: set[Path] = set()
-    unique = []
-    for job in jobs:
-        key = job.source.resolve()
-        if key in seen_sources:
-            continue
-        seen_sources.add(key)
-        output = job.output
-        if output in taken:
-            output = output.with_name(f"{job.source.stem}_{job.source.suffix.lstrip('.')}{output.suffix}")
-        taken.add(output)
-        unique.append(Job(job.source, output))
-    return unique
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def process(session, jobs: list[Job], outdir: Path, fmt: str, label, overwrite: bool) -> RunReport:
-    """Run every job; a broken input is reported on one line and skipped, the rest still run."""
-    from PIL import Image
-    from tqdm import tqdm
-
-    report = RunReport()
-    progress = tqdm(jobs, desc="pocketgan run", unit="image", file=sys.stderr, disable=None)
-    for job in progress:
-        destination = outdir / job.output
-        if destination.exists() and not overwrite:
-            report.skipped.append((job.source, destination))
-            progress.write(f"skipped {job.source}: {destination} exists (use --overwrite)", file=sys.stderr)
-            continue
-        try:
-            result = session.run(load_image(job.source))
-            write_image(result, destination, label, fmt)
-        except ImageLoadError as exc:
-            report.failed.append((str(job.source), _one_line(exc)))
-            progress.write(f"error: {_one_line(exc)}", file=sys.stderr)
-        except (PocketGANError, OSError, ValueError, MemoryError, Image.DecompressionBombError) as exc:
-            report.failed.append((str(job.source), _one_line(exc)))
-            progress.write(f"error: {job.source}: {_one_line(exc)}", file=sys.stderr)
-        else:
-            report.written.append(destination)
-    progress.close()
-    return report
+from pocketgan.runtime.batch import WriteOptions, collect_jobs, process
+from pocketgan.runtime.provenance import ProvenanceLabel
 
 
 def _list_backends(ctx, param, value):
@@ -161,7 +55,21 @@ def _list_backends(ctx, param, value):
     is_flag=True,
     help="Do not write the AI-generated provenance label (XMP DigitalSourceType) into outputs.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (default: skip them).")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace outputs that already exist (default: skip them, saying so; a rerun resumes).",
+)
+@click.option(
+    "--in-place",
+    is_flag=True,
+    help="Allow an output to replace the input file it was made from (e.g. -o set to the input folder).",
+)
+@click.option(
+    "--strip-metadata",
+    is_flag=True,
+    help="Write no EXIF (camera, copyright, dates, GPS place) into outputs; the label and sRGB profile stay.",
+)
 @click.option(
     "--list-backends",
     is_flag=True,
@@ -171,11 +79,28 @@ def _list_backends(ctx, param, value):
     help="Print each runtime backend and whether it can run here, then exit.",
 )
 @click.pass_context
-def run_command(ctx, model, inputs, outdir, backend, threads, providers, fmt, no_label, overwrite):
+def run_command(ctx, model, inputs, outdir, backend, threads, providers, fmt, no_label, **writing):
     """Run MODEL (.onnx, .tflite, .mlpackage) on INPUT photos, folders (recursive) or globs.
 
-    Outputs have the input's size and name, in OUTDIR, and carry an XMP label marking them as
-    AI-generated (IPTC DigitalSourceType trainedAlgorithmicMedia, model sha256, PocketGAN version).
+    \b
+    Outputs have the input's size and its path relative to the folder (or the glob's folder) it came
+    from, in OUTDIR; a file argument keeps its name. Outputs that would still share a name get -2, -3, ...
+    in argument order (three x.jpg from three folders: x.png, x-2.png, x-3.png).
+
+    \b
+    Nothing is replaced unless asked: an output that exists is skipped (also one another run writes at
+    the same moment; files are created exclusively), unless --overwrite; an output that would replace the
+    input it is made from is skipped, unless --in-place; one that would replace another input, always.
+
+    \b
+    Colour: an input with an ICC profile (e.g. a Display P3 phone photo) is converted to sRGB before the
+    model; outputs are sRGB and carry an sRGB profile. Metadata: outputs keep the input's EXIF (orientation
+    set to 1, the pixels being upright) unless --strip-metadata, and carry an XMP label marking them as
+    AI-generated (IPTC DigitalSourceType trainedAlgorithmicMedia, model sha256, version) unless
+    --no-label. An animated GIF/WebP/PNG gives its first frame only, with a notice. Files in a folder that
+    are not images (.jpg .jpeg .png .webp .bmp .gif) are listed, not run.
+
+    \b
     Images are resized to the model size and back with Pillow's bicubic filter. A broken input is
     reported on one line and skipped; the exit code is 2 if any input failed, else 0.
 
@@ -183,18 +108,22 @@ def run_command(ctx, model, inputs, outdir, backend, threads, providers, fmt, no
     Examples:
       pocketgan run dist/student.fp32.onnx photo.jpg -o out/
       pocketgan run dist/student.int8.tflite photos/ "more/*.png" -o out/ --threads 2 --format jpg
+      pocketgan run dist/student.fp32.onnx photos/ -o photos/ --format jpg --in-place   # replaces .jpg originals
     """
     runtime.keep_freed_memory()  # the resize buffers of one photo are reused for the next, not re-faulted
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
     session = runtime.load(model, backend=backend, threads=threads, providers=provider_list)
-    jobs, failures = collect_jobs(inputs, outdir, fmt)
-    for text, reason in failures:
+    inputs = collect_jobs(inputs, outdir, fmt)
+    for text, reason in inputs.failures:
         click.echo(f"error: {text}: {reason}", err=True)
+    if inputs.unsupported:
+        names = ", ".join(str(path) for path in inputs.unsupported[:3])
+        more = ", ..." if len(inputs.unsupported) > 3 else ""
+        click.echo(
+            f"note: {len(inputs.unsupported)} files are not images and were not run: {names}{more}", err=True
+        )
     label = None if no_label else ProvenanceLabel(session.sha256, Path(model).name)
-    report = process(session, jobs, outdir, fmt, label, overwrite)
-    report.failed[:0] = failures
-    click.echo(
-        f"{len(report.written)} written to {outdir}, {len(report.skipped)} skipped (exist), "
-        f"{len(report.failed)} failed ({session.backend})"
-    )
+    report = process(session, inputs, outdir, WriteOptions(fmt, label, **writing))
+    report.failed[:0] = inputs.failures
+    click.echo(report.summary(outdir, session.backend))
     ctx.exit(2 if report.failed else 0)

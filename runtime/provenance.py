@@ -3,7 +3,8 @@
 The label is IPTC's DigitalSourceType `trainedAlgorithmicMedia` (what C2PA-aware viewers and photo
 libraries show as "AI-generated"), plus the model file's sha256 and the PocketGAN version. PNG gets it as an
 iTXt chunk with keyword "XML:com.adobe.xmp", JPEG as an APP1 segment with the standard XMP header
-"http://ns.adobe.com/xap/1.0/\\0" — where Exif/XMP readers (exiftool, Pillow's getxmp) look.
+"http://ns.adobe.com/xap/1.0/\\0" — where Exif/XMP readers (exiftool, Pillow's getxmp) look. Every image
+written here also carries an sRGB ICC profile (its pixels are sRGB) and, when given, the input's EXIF.
 
 Example: python -c "from runtime.provenance import xmp_packet; print(xmp_packet('ab' * 32).decode())"
 """
@@ -11,6 +12,7 @@ Example: python -c "from runtime.provenance import xmp_packet; print(xmp_packet(
 from __future__ import annotations
 
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from PIL import Image, PngImagePlugin
 
 import pocketgan
 from pocketgan.errors import UsageError
+from pocketgan.images import srgb_icc_profile
 from pocketgan.manifest import atomic_write_bytes
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -30,6 +33,11 @@ POCKETGAN_NS = "urn:pocketgan:xmp:1.0/"
 PNG_XMP_KEYWORD = "XML:com.adobe.xmp"
 JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}
+JPEG_SEGMENT_LIMIT = (
+    65533  # bytes of an APP1 segment's payload, the "Exif" header included (Pillow refuses more)
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,29 +84,46 @@ def output_format(fmt: str) -> str:
         raise UsageError(f"unsupported output format {fmt!r}; use png or jpg") from None
 
 
-def encode_image(image: np.ndarray, fmt: str, label: ProvenanceLabel | None, quality: int = 95) -> bytes:
-    """uint8 (H, W, 3) RGB -> PNG or JPEG bytes, with the provenance label unless `label` is None."""
+def encode_image(
+    image: np.ndarray, fmt: str, label: ProvenanceLabel | None, quality: int = 95, exif: bytes | None = None
+) -> bytes:
+    """uint8 (H, W, 3) sRGB -> PNG or JPEG bytes with an sRGB ICC profile, the provenance label unless
+    `label` is None, and `exif` (e.g. `pocketgan.images.Photo.exif`) when given."""
     pil_format = output_format(fmt)
     picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
     packet = xmp_packet(label.model_sha256, label.model_name, label.version) if label else None
+    options: dict = {"icc_profile": srgb_icc_profile()}
+    if exif and pil_format == "JPEG" and len(exif) > JPEG_SEGMENT_LIMIT:
+        log.warning("EXIF of %d bytes does not fit a JPEG segment; written without it", len(exif))
+    elif exif:
+        options["exif"] = exif
     buffer = io.BytesIO()
     if pil_format == "PNG":
-        info = None
         if packet is not None:
-            info = PngImagePlugin.PngInfo()
-            info.add_itxt(PNG_XMP_KEYWORD, packet.decode("utf-8"), zip=False)
-        picture.save(buffer, format="PNG", pnginfo=info)
+            options["pnginfo"] = PngImagePlugin.PngInfo()
+            options["pnginfo"].add_itxt(PNG_XMP_KEYWORD, packet.decode("utf-8"), zip=False)
+        picture.save(buffer, format="PNG", **options)
     else:
-        options = {"xmp": packet} if packet is not None else {}
+        if packet is not None:
+            options["xmp"] = packet
         picture.save(buffer, format="JPEG", quality=quality, **options)
     return buffer.getvalue()
 
 
 def write_image(
-    image: np.ndarray, path: str | os.PathLike, label: ProvenanceLabel | None, fmt: str | None = None
+    image: np.ndarray,
+    path: str | os.PathLike,
+    label: ProvenanceLabel | None,
+    fmt: str | None = None,
+    exif: bytes | None = None,
+    replace: bool = True,
 ) -> Path:
-    """Write an image atomically (temporary file, then rename); the format follows the suffix unless given."""
+    """Write an image atomically (temporary file, then rename); the format follows the suffix unless given.
+
+    With `replace=False` an existing file is never replaced, even one another process wrote meanwhile:
+    FileExistsError instead.
+    """
     path = Path(path)
-    data = encode_image(image, fmt or path.suffix, label)
-    atomic_write_bytes(path, data)
+    data = encode_image(image, fmt or path.suffix, label, exif=exif)
+    atomic_write_bytes(path, data, replace=replace)
     return path

@@ -23,7 +23,7 @@ import numpy as np
 
 from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.images import resize, to_float, uint8_steps
-from pocketgan.manifest import read_manifest, sha256_file
+from pocketgan.manifest import read_manifest, sha256_file, verify_artifact
 from pocketgan.runtime.base import IMAGE_DTYPE, Backend, PixelIO, TensorSpec, choose_backend, format_of
 
 log = logging.getLogger(__name__)
@@ -123,8 +123,11 @@ class Session:
     layout ("NCHW" | "NHWC"), engine (the Backend instance), verified_by (engine and version), sha256.
     """
 
-    def __init__(self, path: Path, engine: Backend, manifest: dict[str, Any] | None):
+    def __init__(
+        self, path: Path, engine: Backend, manifest: dict[str, Any] | None, sha256: str | None = None
+    ):
         self.path = path
+        self._sha256 = sha256
         self.engine = engine
         self.backend = engine.name
         self.manifest = manifest
@@ -216,10 +219,12 @@ class Session:
         first = getattr(self.engine, "first_nonfinite", None)
         return f"{first[0]} ({first[1]})" if first else None
 
-    @cached_property
+    @property
     def sha256(self) -> str:
-        """sha256 of the model file (of every file, for an .mlpackage directory)."""
-        return sha256_file(self.path)
+        """sha256 of the model file (of every file, for an .mlpackage directory); hashed once per load."""
+        if self._sha256 is None:
+            self._sha256 = sha256_file(self.path)
+        return self._sha256
 
     def native_input(self, image: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) RGB at the model size -> the artifact-native input array that `run_array` takes."""
@@ -371,8 +376,13 @@ def load(
     backend: str | None = None,
     threads: int | None = None,
     providers: Sequence[str] | None = None,
+    verify: bool = True,
 ) -> Session:
-    """Load an artifact (.onnx, .tflite, .mlpackage/.mlmodel) in the named or best available backend."""
+    """Load an artifact (.onnx, .tflite, .mlpackage/.mlmodel) in the named or best available backend.
+
+    With `verify`, a sidecar manifest's size_bytes and sha256 must match the file before any backend parses
+    it (IntegrityError otherwise); callers that verified the artifact already pass False.
+    """
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"{path}: no such model file")
@@ -380,9 +390,10 @@ def load(
         raise UsageError(f"threads must be >= 1, got {threads}")
     if path.is_file() and path.stat().st_size == 0:
         raise ModelLoadError(f"{path}: empty model file")
+    manifest = read_manifest(path)
+    sha256 = verify_artifact(path, manifest) if verify and manifest is not None else None
     engine_class = choose_backend(path, backend)
     engine = engine_class(path, threads=threads, providers=providers)
-    manifest = read_manifest(path)
     if manifest is None:
         manifest = engine.embedded_manifest()
-    return Session(path, engine, manifest)
+    return Session(path, engine, manifest, sha256)

@@ -50,7 +50,10 @@ def _path(source: str, file: str) -> Path:
 
 @lru_cache(maxsize=32)
 def _load_named(source: str, file: str) -> np.ndarray:
-    return load_image(_path(source, file))
+    # The stored values, not colour-managed: the training pools, the teacher cache and the shipped student
+    # were built from them (rocket.jpg carries Adobe RGB, color.png a display profile; the held-out
+    # portraits are sRGB or untagged, so evaluation is the same either way).
+    return load_image(_path(source, file), to_srgb=False)
 
 
 def heldout_images(size: int | None = 256) -> list[tuple[str, np.ndarray]]:

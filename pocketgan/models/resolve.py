@@ -5,7 +5,7 @@
 | a pretrained name (`vintage`) | `pretrained` | the entry's (teacher) |
 | `NAME` or `student:NAME` | `registry` | the definition's: student, else teacher (randomly initialised) |
 | `CHECKPOINT.pt` / `.pth` | `checkpoint` | student (a PocketGAN student checkpoint) |
-| `model.pt2` | `exported-program` | teacher (a torch.export ExportedProgram) |
+| `model.pt2` | `exported-program` | teacher (a torch.export ExportedProgram, loaded only if nothing in it can run code) |
 | `model.onnx` | `onnx` | teacher, a black box: no torch module, run by onnxruntime |
 | `pkg.module:factory` | `factory` | teacher (the user's factory) |
 `weights=` is a state dict loaded (weights_only) into a registered or factory model.
@@ -29,7 +29,7 @@ from pocketgan.checkpoint import load_student
 from pocketgan.errors import ModelLoadError, PocketGANError, UsageError
 from pocketgan.manifest import sha256_file
 from pocketgan.models.registry import available, available_pretrained, build, kind_of, pretrained
-from pocketgan.models.zoo import load_state_dict_file
+from pocketgan.torchload import load_exported_program, load_torch_file
 
 STUDENT_PREFIX = "student:"
 _FILE_SOURCES = {".pt": "checkpoint", ".pth": "checkpoint", ".pt2": "exported-program", ".onnx": "onnx"}
@@ -101,7 +101,7 @@ def resolve(spec: str, weights: str | None = None, *, role: str = "model", **mod
             "pkg.module:factory"
         )
     if weights:
-        state = load_state_dict_file(weights)
+        state = load_torch_file(weights)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -119,7 +119,7 @@ def _resolve_file(spec: str, source: str, weights: str | None, role: str) -> Res
     if source == "onnx":
         return Resolved(spec, "teacher", source, None, path)
     if source == "exported-program":
-        return Resolved(spec, "teacher", source, _load_exported_program(spec), path)
+        return Resolved(spec, "teacher", source, load_exported_program(path).module(), path)
     try:
         model, payload = load_student(path)
     except PocketGANError:
@@ -127,15 +127,6 @@ def _resolve_file(spec: str, source: str, weights: str | None, role: str) -> Res
     except Exception as exc:  # a truncated or foreign file: say so in one line
         raise ModelLoadError(f"{spec}: not a PocketGAN student checkpoint ({type(exc).__name__})") from None
     return Resolved(spec, "student", source, model, path, payload=payload)
-
-
-def _load_exported_program(spec: str) -> torch.nn.Module:
-    try:
-        return torch.export.load(spec).module()
-    except Exception as exc:
-        raise ModelLoadError(
-            f"{spec}: not a loadable ExportedProgram ({str(exc).splitlines()[0][:160]})"
-        ) from None
 
 
 def _from_factory(spec: str, **kwargs) -> torch.nn.Module:

@@ -12,6 +12,7 @@ import torch
 
 from pocketgan.errors import ModelLoadError
 from pocketgan.models.registry import build, register_pretrained
+from pocketgan.torchload import load_torch_file
 
 VINTAGE_PACKAGE = "vintagify"
 VINTAGE_FILE = "vintagify/resources/G_A2B_epoch33.pth"
@@ -36,20 +37,9 @@ def vintage_weights_path() -> Path:
     )
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load a checkpoint safely: tensors only (`weights_only=True`), mapped to CPU."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelLoadError(f"{path}: no such file") from None
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path}: refused to load checkpoint ({first[:200]})") from None
-
-
 @register_pretrained("vintage", kind="teacher", weights_path=vintage_weights_path)
 def load_vintage() -> torch.nn.Module:
     """The pretrained CycleGAN ResNet-9 modern->vintage generator, in eval mode."""
     model = build("cyclegan-resnet9")
-    model.load_state_dict(load_state_dict_file(vintage_weights_path()), strict=True)
+    model.load_state_dict(load_torch_file(vintage_weights_path()), strict=True)
     return model.eval()

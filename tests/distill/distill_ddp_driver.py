@@ -20,9 +20,9 @@ def _note(path) -> None:
 
 
 @contextlib.contextmanager
-def recording_atomic_path(final):
+def recording_atomic_path(final, **options):
     _note(final)
-    with _real_atomic_path(final) as tmp:
+    with _real_atomic_path(final, **options) as tmp:
         yield tmp
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -106,9 +107,11 @@ def _add_artifact(directory, source, name):
 
 
 def perturb_onnx(path, scale: float = 0.5, seed: int = 1) -> None:
-    """Add noise to the float weight tensors (ndim >= 2) of an ONNX file in place; the manifest is kept.
+    """Add noise to the float weight tensors (ndim >= 2) of an ONNX file in place.
 
-    1-D initializers are left alone: some are shapes or Resize scales, not weights.
+    The manifest's sha256 and size_bytes follow the new bytes (as if a broken exporter had written them), its
+    parity entry still claims a clean export: only running the artifact can tell. 1-D initializers are left
+    alone: some are shapes or Resize scales, not weights.
     """
     import onnx
     from onnx import numpy_helper
@@ -121,6 +124,9 @@ def perturb_onnx(path, scale: float = 0.5, seed: int = 1) -> None:
             noisy = weights + rng.normal(0.0, scale, weights.shape).astype(np.float32)
             model.graph.initializer[i].CopyFrom(numpy_helper.from_array(noisy, init.name))
     onnx.save(model, str(path))
+    manifest = json.loads(manifest_path(path).read_text())
+    manifest.update(sha256=sha256_file(path), size_bytes=size_bytes(path))
+    manifest_path(path).write_text(json.dumps(manifest))
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ def test_parity_passes_healthy_artifacts(artifacts_dir, tmp_path, threshold):
 
 @pytest.mark.parametrize("threshold", [["--min-psnr", "45"], []], ids=["min-psnr", "precision-table"])
 def test_parity_fails_a_perturbed_artifact_and_names_it(artifacts_dir, tmp_path, threshold, perturb, capsys):
-    perturb(artifacts_dir / "student-copy.fp32.onnx")  # its manifest still claims a clean export
+    perturb(artifacts_dir / "student-copy.fp32.onnx")  # its manifest still claims a clean parity
     junit = tmp_path / "parity.xml"
     assert run_cli(["parity", "--artifacts", str(artifacts_dir), "--junit", str(junit), *threshold]) == 1
     assert "student-copy.fp32.onnx" in capsys.readouterr().err

@@ -182,3 +182,15 @@ def test_float_only_layers_are_named_as_torch_export_records_them():
         for _, type_name in (node.meta.get("nn_module_stack") or {}).values()
     }
     assert set(names) <= recorded
+
+
+def test_next_export_removes_what_a_killed_export_left(tmp_path, killed_mid_write):
+    """A SIGKILL inside atomic_path leaves `.tmp-PID-*`; the next export into the folder removes it."""
+    from pocketgan.export import ExportConfig, export
+
+    killed_mid_write(tmp_path / "tiny.fp32.onnx")
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    config = ExportConfig(formats=("onnx",), precisions=("fp32",), size=32, out=str(tmp_path), validate=False)
+    result = export("export_nets:tiny_student", config)
+    assert [a.status for a in result.artifacts] == ["ok"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]

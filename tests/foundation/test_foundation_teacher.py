@@ -8,6 +8,7 @@ from pocketgan.errors import ModelLoadError
 from pocketgan.flops import count_macs, count_params
 from pocketgan.images import to_nchw
 from pocketgan.models import available, build, zoo
+from pocketgan.torchload import load_torch_file
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,7 @@ def vintage():
 
 
 def test_vintage_state_dict_matches_our_definition_exactly():
-    state = zoo.load_state_dict_file(zoo.vintage_weights_path())
+    state = load_torch_file(zoo.vintage_weights_path())
     model = build("cyclegan-resnet9")
     assert set(state) == set(model.state_dict())
     model.load_state_dict(state, strict=True)
@@ -66,4 +67,4 @@ def test_checkpoint_with_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": "pocketgan-student/1", "payload": Evil()}, path)
     with pytest.raises(ModelLoadError, match="refused"):
-        zoo.load_state_dict_file(path)
+        load_torch_file(path)

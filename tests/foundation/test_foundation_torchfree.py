@@ -7,7 +7,8 @@ def test_torch_free_modules_import_without_torch(block_torch):
     code = block_torch + textwrap.dedent(
         """
         import pocketgan, pocketgan.manifest, pocketgan.images, pocketgan.errors, pocketgan.config
-        import pocketgan.runtime, pocketgan.runtime.cli, pocketgan.evals.bench, pocketgan.evals._bench_worker
+        import pocketgan.runtime, pocketgan.runtime.cli, pocketgan.runtime.batch, pocketgan.runtime.provenance
+        import pocketgan.evals.bench, pocketgan.evals._bench_worker
         import pocketgan.export.parity
         try:
             import torch

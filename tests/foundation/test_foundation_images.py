@@ -1,0 +1,87 @@
+"""pocketgan.images: colour profiles converted to sRGB, EXIF kept upright, folders scanned without temps."""
+
+import io
+
+import numpy as np
+from PIL import Image, ImageCms
+
+from pocketgan import data
+from pocketgan.images import load_image, load_images, read_photo, scan_folder, srgb_icc_profile
+
+
+def colourful(size: int = 64) -> np.ndarray:
+    """A seeded image with saturated colours (where Display P3 and sRGB values differ most)."""
+    rng = np.random.default_rng(3)
+    blocks = rng.choice([0, 40, 128, 215, 255], size=(size // 8, size // 8, 3)).astype(np.uint8)
+    return np.kron(blocks, np.ones((8, 8, 1), np.uint8))
+
+
+def test_display_p3_png_is_converted_to_srgb(tmp_path, display_p3_profile):
+    photo = colourful()
+    p3 = ImageCms.ImageCmsProfile(io.BytesIO(display_p3_profile))
+    encoded = ImageCms.profileToProfile(Image.fromarray(photo), ImageCms.createProfile("sRGB"), p3)
+    encoded.save(tmp_path / "p3.png", icc_profile=display_p3_profile)
+    managed = load_image(tmp_path / "p3.png").astype(int)
+    assert np.abs(managed - photo).max() <= 3 and np.abs(managed - photo).mean() < 0.5  # 8-bit P3: rounding
+    raw = load_image(tmp_path / "p3.png", to_srgb=False).astype(int)
+    np.testing.assert_array_equal(raw, np.asarray(encoded))
+    assert np.abs(raw - photo).max() > 20
+
+
+def test_srgb_tagged_and_untagged_files_read_the_same(tmp_path):
+    photo = colourful()
+    Image.fromarray(photo).save(tmp_path / "tagged.png", icc_profile=srgb_icc_profile())
+    np.testing.assert_array_equal(load_image(tmp_path / "tagged.png"), photo)
+
+
+def test_unusable_profile_is_read_as_srgb_with_a_warning(tmp_path, caplog):
+    photo = colourful()
+    Image.fromarray(photo).save(tmp_path / "broken.png", icc_profile=b"not a colour profile")
+    with caplog.at_level("WARNING"):
+        pixels = load_image(tmp_path / "broken.png")
+    np.testing.assert_array_equal(pixels, photo)
+    assert "broken.png: colour profile not usable" in caplog.text
+
+
+def test_embedded_set_is_read_as_stored():
+    """The training pools keep their stored values (see pocketgan.data._load_named): rocket.jpg is Adobe RGB."""
+    stored = np.asarray(Image.open(data.skimage_data_dir() / "rocket.jpg").convert("RGB"))
+    np.testing.assert_array_equal(data._load_named("skimage", "rocket.jpg"), stored)
+
+
+def test_exif_is_kept_with_orientation_1_and_srgb_colour_space(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    exif[0x8298] = "(c) Grace Hopper"
+    exif.get_ifd(0x8769)[0xA001] = 0xFFFF  # "uncalibrated", as Adobe RGB cameras write
+    Image.fromarray(colourful()[:, :40]).save(tmp_path / "tagged.jpg", exif=exif.tobytes())
+    photo = read_photo(tmp_path / "tagged.jpg")
+    assert photo.pixels.shape == (40, 64, 3) and photo.frames == 1
+    kept = Image.Exif()
+    kept.load(photo.exif)
+    assert kept[0x0112] == 1 and kept[0x8298] == "(c) Grace Hopper"
+    assert kept.get_ifd(0x8769)[0xA001] == 1
+    Image.fromarray(colourful()).save(tmp_path / "plain.png")
+    assert read_photo(tmp_path / "plain.png").exif is None
+
+
+def test_load_images_warns_about_animations(tmp_path, caplog):
+    frames = [Image.fromarray(colourful()), Image.fromarray(255 - colourful())]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with caplog.at_level("WARNING"):
+        loaded = load_images(tmp_path)
+    assert [p.name for p in loaded.paths] == ["anim.gif"]
+    assert "only the first frame of 2 is used" in caplog.text
+
+
+def test_scan_folder_leaves_out_unfinished_writes_and_hidden_files(tmp_path):
+    Image.fromarray(colourful()).save(tmp_path / "a.png")
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(colourful()).save(tmp_path / "sub" / "b.JPG")
+    (tmp_path / ".tmp-99-c.png-x1").mkdir()
+    Image.fromarray(colourful()).save(tmp_path / ".tmp-99-c.png-x1" / "c.png")
+    (tmp_path / ".DS_Store").write_bytes(b"\0")
+    (tmp_path / "sub" / "clip.mp4").write_bytes(b"\0")
+    images, others = scan_folder(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in images] == ["a.png", "sub/b.JPG"]
+    assert [p.relative_to(tmp_path).as_posix() for p in others] == ["sub/clip.mp4"]
