@@ -10,18 +10,6 @@ from runtime_testkit import MODEL_SIZE, tiny_net
 
 INSTALL = 'pip install "pocketgan[executorch]"'
 
-# Put at the top of a `python -c` script: any import of executorch then fails, as where it is not installed.
-BLOCK_EXECUTORCH = textwrap.dedent(
-    """
-    import sys
-    class _BlockExecuTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "executorch" or name.startswith("executorch."):
-                raise ImportError("executorch is blocked in this test")
-    sys.meta_path.insert(0, _BlockExecuTorch())
-    """
-)
-
 
 def _run(code: str, tmp_path) -> str:
     result = subprocess.run(
@@ -50,9 +38,9 @@ def tiny_pte(tmp_path_factory):
     return path, model
 
 
-def test_unavailable_without_executorch_says_why_and_how_to_install(tmp_path):
+def test_unavailable_without_executorch_says_why_and_how_to_install(tmp_path, block_imports):
     (tmp_path / "model.pte").write_bytes(b"\0\0\0\0ET12" + bytes(64))
-    code = BLOCK_EXECUTORCH + textwrap.dedent(
+    code = block_imports("executorch") + textwrap.dedent(
         """
         from pocketgan import runtime
         from pocketgan.errors import BackendUnavailable
