@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PIP_FLAGS) torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[full,dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[full,executorch,dev]"
 	# vintagify only carries the default teacher's weights; its declared deps (torchvision) break CPU torch.
 	$(BIN)/python -m pip install -q --no-deps vintagify==0.1.2
 	touch $(STAMP)
@@ -30,7 +30,7 @@ test-all: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/pocketgan bench dist/*.onnx dist/*.tflite --threads 2
+	$(BIN)/pocketgan bench $(wildcard dist/*.onnx dist/*.tflite dist/*.pte) --threads 2
 
 student: install
 	$(BIN)/pocketgan distill --config recipes/vintage.toml --out runs/vintage-student --resume

@@ -176,14 +176,19 @@ def _ort_line(value: Any) -> str:
     return str(value)
 
 
-def render_html(report: dict[str, Any], pictures: dict[str, list[np.ndarray]]) -> str:
+def template_environment():
+    """The jinja2 environment of the report templates, found by the installed package name."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     environment = Environment(
-        loader=PackageLoader("evals", "templates"), autoescape=select_autoescape(["html"])
+        loader=PackageLoader("pocketgan.evals", "templates"), autoescape=select_autoescape(["html"])
     )
     environment.filters["fmt"] = _fmt
-    template = environment.get_template("report.html")
+    return environment
+
+
+def render_html(report: dict[str, Any], pictures: dict[str, list[np.ndarray]]) -> str:
+    template = template_environment().get_template("report.html")
     return template.render(
         report=report,
         grid=image_grid(report, pictures),

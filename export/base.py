@@ -184,9 +184,19 @@ class Exporter(abc.ABC):
         """What this format will rewrite in `model` (said by `inspect` after "ok"), or None."""
         return None
 
+    @classmethod
+    def describe_artifact(cls, path: Path) -> dict[str, Any] | None:
+        """What `inspect` says about an artifact of this format, read from the file: {"ops": {op: count},
+        "summary": one line, ...more JSON-able keys}; None where the format has nothing to say."""
+        return None
+
     @abc.abstractmethod
     def export(self, prepared: Prepared, precision: str, path: Path) -> dict[str, Any]:
-        """Write the artifact at `path` (a temporary path); return its manifest "input"/"output" entries."""
+        """Write the artifact at `path` (a temporary path); return its manifest "input"/"output" entries.
+
+        Any other entry is a note for the manifest's "export" section (e.g. "int8_method"), except
+        "runtime_hints", which goes to the manifest's top level.
+        """
 
 
 def register_exporter(name: str) -> Callable[[type[Exporter]], type[Exporter]]:

@@ -1,4 +1,4 @@
-"""`pocketgan export`: a student checkpoint or teacher spec to ONNX / Core ML / TFLite, with parity.
+"""`pocketgan export`: a student checkpoint or teacher spec to ONNX / Core ML / TFLite / ExecuTorch, with parity.
 
 Example: pocketgan export runs/quick/best.pt --format all --precision all --out dist/
 """

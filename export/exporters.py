@@ -10,4 +10,5 @@ Example: python -c "from pocketgan.export import registered_exporters; print(lis
 from pocketgan.export import onnx_exporter  # noqa: F401
 from pocketgan.export import coreml_exporter  # noqa: F401
 from pocketgan.export import tflite_exporter  # noqa: F401
+from pocketgan.export import executorch_exporter  # noqa: F401
 # isort: on

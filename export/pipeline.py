@@ -155,11 +155,10 @@ def _export_one(exporter, prepared: Prepared, precision: str, artifact: Path, re
                 "output": io["output"],
                 "parity": _parity(exporter, tmp, precision, reference),
             }
-            manifest["export"] = dict(manifest["export"])
-            if "conv_transpose_rewritten" in io:
-                manifest["export"]["conv_transpose_rewritten"] = io["conv_transpose_rewritten"]
-            if "int8_method" in io:
-                manifest["export"]["int8_method"] = io["int8_method"]
+            notes = {
+                key: value for key, value in io.items() if key not in ("input", "output", "runtime_hints")
+            }
+            manifest["export"] = {**manifest["export"], **notes}
             if "runtime_hints" in io:
                 manifest["runtime_hints"] = io["runtime_hints"]
             write_manifest(artifact, manifest)

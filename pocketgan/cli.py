@@ -24,11 +24,11 @@ VERBS = {
     ),
     "export": (
         "pocketgan.export.cli:export_command",
-        "Export a checkpoint to ONNX / Core ML / TFLite, with parity.",
+        "Export a checkpoint to ONNX / Core ML / TFLite / ExecuTorch, with parity.",
     ),
     "run": (
         "pocketgan.runtime.cli:run_command",
-        "Run an exported artifact on photos and folders (torch-free).",
+        "Run an exported artifact on photos and folders (torch-free but for .pte).",
     ),
     "bench": (
         "pocketgan.evals.cli:bench_command",

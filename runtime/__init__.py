@@ -1,4 +1,7 @@
-"""Torch-free reference runtime: run an exported artifact (.onnx, .tflite, .mlpackage) on images.
+"""Reference runtime: run an exported artifact (.onnx, .tflite, .mlpackage, .pte) on images.
+
+Torch-free, but for the "executorch" backend (.pte): ExecuTorch's Python runtime links libtorch, imported only
+when a .pte is loaded.
 
     from pocketgan import runtime
     session = runtime.load("dist/student.fp32.onnx", threads=2)   # backend chosen by file type

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 # In registration order: among backends of equal priority for a suffix, the earlier one wins.
 BACKEND_MODULES = (
     "pocketgan.runtime.coreml",
+    "pocketgan.runtime.executorch",
     "pocketgan.runtime.litert",
     "pocketgan.runtime.ort",
 )

@@ -80,7 +80,9 @@ def _list_backends(ctx, param, value):
 )
 @click.pass_context
 def run_command(ctx, model, inputs, outdir, backend, threads, providers, fmt, no_label, **writing):
-    """Run MODEL (.onnx, .tflite, .mlpackage) on INPUT photos, folders (recursive) or globs.
+    """Run MODEL (.onnx, .tflite, .mlpackage, .pte) on INPUT photos, folders (recursive) or globs.
+
+    Every backend runs without torch but "executorch" (.pte), whose Python runtime links libtorch.
 
     \b
     Outputs have the input's size and its path relative to the folder (or the glob's folder) it came

@@ -9,24 +9,32 @@ import textwrap
 import numpy as np
 import pytest
 
-# Put at the top of a `python -c` script (or in a sitecustomize.py): any import of torch then fails, as on a
-# device-side rig without it.
-_BLOCK_TORCH = textwrap.dedent(
-    """
-    import sys
-    class _BlockTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("torch is blocked in this test")
-    sys.meta_path.insert(0, _BlockTorch())
-    """
-)
+
+def blocking_imports(package: str) -> str:
+    """Python source that makes any import of `package` fail in the process that runs it, as where it is not
+    installed. Put it at the top of a `python -c` script (or in a sitecustomize.py)."""
+    return textwrap.dedent(
+        f"""
+        import sys
+        class _Block:
+            def find_spec(self, name, path=None, target=None):
+                if name == {package!r} or name.startswith({package + "."!r}):
+                    raise ImportError("{package} is blocked in this test")
+        sys.meta_path.insert(0, _Block())
+        """
+    )
+
+
+@pytest.fixture(scope="session")
+def block_imports():
+    """blocking_imports(package) -> Python source that makes any import of `package` fail."""
+    return blocking_imports
 
 
 @pytest.fixture(scope="session")
 def block_torch() -> str:
-    """Python source that makes `import torch` fail in the process that runs it."""
-    return _BLOCK_TORCH
+    """Python source that makes `import torch` fail in the process that runs it (a device-side rig)."""
+    return blocking_imports("torch")
 
 
 def _s15(value: float) -> bytes:

@@ -66,3 +66,12 @@ def test_bench_modules_import_without_torch(block_torch):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_report_template_loads_outside_the_repository(tmp_path):
+    """The console script has no repository folder on sys.path: templates load by the installed name."""
+    code = "from pocketgan.evals.report import template_environment; template_environment().get_template('report.html')"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr

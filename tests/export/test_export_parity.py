@@ -48,6 +48,7 @@ def test_unavailable_precisions_say_why(artifact_of):
     assert artifact_of("coreml", "int8").status == (
         "unavailable: needs macOS (activation calibration runs Core ML prediction)"
     )
+    assert artifact_of("executorch", "w8").status.startswith("unavailable: XNNPACK has no weight-only int8")
 
 
 def test_compare_thresholds():
@@ -108,3 +109,26 @@ def test_coreml_w8_and_p6_compress_the_weights(artifact_of):
 
     assert op_types("p6") & {"constexpr_lut_to_dense"}
     assert op_types("w8") & {"constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"}
+
+
+@pytest.mark.executorch
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_executorch_program_runs_in_xnnpack_and_counts_it(artifact_of, precision):
+    pytest.importorskip("executorch")
+    from pocketgan import runtime
+    from pocketgan.export.executorch_exporter import describe_pte
+    from pocketgan.manifest import read_manifest
+
+    artifact = artifact_of("executorch", precision)
+    assert artifact.status == "ok", artifact.status
+    delegation = read_manifest(artifact.path)["export"]["delegation"]
+    placement = describe_pte(artifact.path)
+    assert placement["delegate_calls"] and set(placement["delegate_calls"]) == {"XnnpackBackend"}
+    assert delegation["delegated_ops"]["aten_convolution_default"] == 6  # every conv of the tiny student
+    convs = placement["delegated_ops"]
+    assert convs["Conv2d"] + convs["DepthwiseConv2d"] == 6
+    assert delegation["portable_nodes"] <= 2 + 5 * (precision == "fp16")  # layout copies; fp16 casts
+    with runtime.load(artifact.path, threads=1) as session:
+        assert session.backend == "executorch" and session.layout == "NHWC"
+        assert session.input_spec.shape == (1, 32, 32, 3) and session.input_spec.dtype == "float32"
+        assert session.engine.embedded_manifest()["precision"] == precision

@@ -53,7 +53,7 @@ def test_cli_choices_follow_the_registry():
 def test_unknown_format_and_precision_are_refused():
     from pocketgan.errors import UsageError
 
-    with pytest.raises(UsageError, match="unknown format executorch: choose from onnx, coreml, tflite"):
-        ExportConfig(formats=("executorch",))
+    with pytest.raises(UsageError, match=f"unknown format mlir: choose from {', '.join(EXPORTERS)}"):
+        ExportConfig(formats=("mlir",))
     with pytest.raises(UsageError, match="unknown precision int4"):
         ExportConfig(precisions=("int4",))
