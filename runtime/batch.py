@@ -3,7 +3,7 @@ clobbering a file (torch-free).
 
 Naming: an output mirrors its input's path relative to the folder argument it came from (a glob's folder is
 the part before its first wildcard); a file argument keeps its name. Outputs that would still share a name
-(three `x.jpg` from three folders, or `a.jpg` and `a.png` in one) get `-2`, `-3`, ... before the suffix, in
+(three `x.jpg` from three folders, or `a.png` and `a.webp` in one) get `-2`, `-3`, ... before the suffix, in
 argument order, skipping names that another input has by right; names that differ only in case count as
 the same, so outputs stay distinct on macOS and Windows disks too.
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pocketgan.runtime.provenance import ProvenanceLabel
 
 GLOB_CHARS = "*?["
+JPEG_SUFFIXES = (".jpg", ".jpeg")
 EXISTS = "exists"
 IS_INPUT = "input file"
 
@@ -57,7 +58,7 @@ class Inputs:
 class WriteOptions:
     """How outputs are written: format, provenance label, and what may be replaced or kept."""
 
-    fmt: str = "png"
+    fmt: str | None = None  # None: by the output's suffix (output_name)
     label: ProvenanceLabel | None = None  # None: no AI-generated label
     overwrite: bool = False
     in_place: bool = False
@@ -85,12 +86,31 @@ class RunReport:
             parts.append(f"{len(self.unsupported)} not images (not run)")
         return ", ".join(parts) + f" ({backend})"
 
+    def to_json(self) -> dict:
+        """The run as JSON-able lists: written outputs, skipped and failed inputs (with why), and the rest."""
+        return {
+            "written": [str(path) for path in self.written],
+            "skipped": [{"input": str(source), "reason": reason} for source, reason in self.skipped],
+            "failed": [{"input": source, "error": error} for source, error in self.failed],
+            "first_frame_only": [{"input": str(source), "frames": n} for source, n in self.first_frame_only],
+            "not_images": [str(path) for path in self.unsupported],
+        }
+
+
+def output_name(path: Path, fmt: str | None) -> Path:
+    """`path` with the output's suffix: `.fmt` when a format is chosen; else a JPEG stays a JPEG (written
+    at quality 95, far quicker to encode than PNG) and anything else becomes PNG (lossless)."""
+    if fmt:
+        return path.with_suffix(f".{fmt}")
+    suffix = path.suffix.lower()
+    return path.with_suffix(suffix if suffix in JPEG_SUFFIXES else ".png")
+
 
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _folder_jobs(folder: Path, base: Path, outdir: Path, fmt: str) -> Inputs:
+def _folder_jobs(folder: Path, base: Path, outdir: Path, fmt: str | None) -> Inputs:
     from pocketgan.images import scan_folder
 
     outdir, resolved_folder = outdir.resolve(), folder.resolve()
@@ -101,7 +121,7 @@ def _folder_jobs(folder: Path, base: Path, outdir: Path, fmt: str) -> Inputs:
     found = Inputs()
     for path in images:
         if excluded is None or not _inside(path.resolve(), excluded):
-            found.jobs.append(Job(path, path.relative_to(base).with_suffix(f".{fmt}")))
+            found.jobs.append(Job(path, output_name(path.relative_to(base), fmt)))
     found.unsupported = [p for p in others if excluded is None or not _inside(p.resolve(), excluded)]
     return found
 
@@ -123,15 +143,16 @@ def _add(found: Inputs, more: Inputs) -> None:
     found.unsupported += more.unsupported
 
 
-def collect_jobs(inputs: tuple[str, ...], outdir: Path, fmt: str) -> Inputs:
-    """Expand files, folders (recursive) and globs into jobs with distinct output names (module docstring)."""
+def collect_jobs(inputs: tuple[str, ...], outdir: Path, fmt: str | None = None) -> Inputs:
+    """Expand files, folders (recursive) and globs into jobs with distinct output names (module docstring);
+    outputs are `fmt` files, or follow their input when `fmt` is None (output_name)."""
     found = Inputs()
     for text in inputs:
         path = Path(text)
         if path.is_dir():
             _add(found, _folder_jobs(path, path, Path(outdir), fmt))
         elif path.exists():
-            found.jobs.append(Job(path, Path(path.name).with_suffix(f".{fmt}")))
+            found.jobs.append(Job(path, output_name(Path(path.name), fmt)))
         elif any(char in text for char in GLOB_CHARS):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
             if not matches:
@@ -141,7 +162,7 @@ def collect_jobs(inputs: tuple[str, ...], outdir: Path, fmt: str) -> Inputs:
                 if match.is_dir():
                     _add(found, _folder_jobs(match, base, Path(outdir), fmt))
                 else:
-                    found.jobs.append(Job(match, match.relative_to(base).with_suffix(f".{fmt}")))
+                    found.jobs.append(Job(match, output_name(match.relative_to(base), fmt)))
         else:
             found.failures.append((text, "no such file or folder"))
     found.jobs = unique_outputs(found.jobs)
