@@ -41,6 +41,7 @@ class BenchConfig:
     backend: str | None = None
     size: int = 256  # input size for models whose shape is dynamic
     timeout_s: float = 600.0
+    every_percentile: bool = False  # True: p90/p99 even from too few samples (eval.json's fixed keys)
 
     def __post_init__(self):
         if self.threads < 1:
@@ -74,11 +75,14 @@ def min_samples(percentile: float) -> int:
     return int(np.ceil(100 / (100 - percentile) - 1e-9))
 
 
-def latency_summary(times_ms: list[float] | np.ndarray) -> dict[str, float | None]:
-    """p50/p90/p99 (None where the sample is too small for it, see PERCENTILES), mean, min, max, std."""
+def latency_summary(
+    times_ms: list[float] | np.ndarray, every_percentile: bool = False
+) -> dict[str, float | None]:
+    """p50/p90/p99 (None where the sample is too small for it, see PERCENTILES, unless `every_percentile`),
+    mean, min, max, std."""
     times = np.asarray(times_ms, dtype=np.float64)
     percentiles = {
-        key: float(np.percentile(times, q)) if len(times) >= min_samples(q) else None
+        key: float(np.percentile(times, q)) if every_percentile or len(times) >= min_samples(q) else None
         for key, q in PERCENTILES.items()
     }
     return {
@@ -155,7 +159,7 @@ def _run_worker(path: Path, config: BenchConfig) -> dict[str, Any]:
     if measured.get("status") != "ok":
         return {"status": measured["status"]}
     times = measured.pop("times_ms")
-    latency = latency_summary(times)
+    latency = latency_summary(times, config.every_percentile)
     measured["latency_ms"] = latency
     measured["note"] = spread_note(latency)
     return measured

@@ -13,6 +13,7 @@ Example: python -c "from pocketgan.artifacts import resolve_model; print(resolve
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import shutil
@@ -126,9 +127,17 @@ def resolve_model(
     return artifact
 
 
+def torch_installed() -> bool:
+    """Whether torch can be imported here (looked up, not imported)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ImportError:  # an import hook that refuses it
+        return False
+
+
 def _check_exporter(model, checkpoint: Path, fmt: str, precision: str) -> None:
     exporter = _exporter(fmt)
-    status = exporter.availability()
+    status = exporter.availability() if torch_installed() else "unavailable: torch is not installed"
     if status == "ok":
         status = exporter.precision_status(precision)
     if status != "ok":

@@ -12,6 +12,8 @@ Example: pocketgan bench dist/student.fp32.onnx --json - | python -m json.tool
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
@@ -70,7 +72,9 @@ def configure(verbose: bool, log_file: str | None = None, native: bool = False) 
         root.removeHandler(handler)
     handler = _CurrentStderr()
     handler.addFilter(_shown)  # records logged on the root logger itself (logging.warning(...))
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s")
+    )
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.getLogger(OURS).setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -120,6 +124,29 @@ def restore_native_stderr() -> None:
     _moved.clear()
 
 
+_json_stdout: list[Any] = []  # the real stdout while a json_verb runs with `--json -`
+
+
+def json_verb(target_name: str = "json_target"):
+    """Decorate a command whose `--json -` owns stdout: everything else it echoes goes to stderr."""
+
+    def wrap(command):
+        @functools.wraps(command)
+        def run(*args, **kwargs):
+            if kwargs.get(target_name) != "-":
+                return command(*args, **kwargs)
+            _json_stdout.append(sys.stdout)
+            try:
+                with contextlib.redirect_stdout(sys.stderr):
+                    return command(*args, **kwargs)
+            finally:
+                _json_stdout.pop()
+
+        return run
+
+    return wrap
+
+
 def to_stdout(json_target: str | None) -> bool:
     """Whether the human-readable output may use stdout (not when the JSON goes there)."""
     return json_target != "-"
@@ -136,18 +163,20 @@ def emit_json(json_target: str | None, payload: Any) -> None:
         return
     payload = json_ready(payload)  # strict JSON: non-finite numbers as strings
     if json_target == "-":
-        click.echo(json.dumps(payload, indent=2, default=str))
+        click.echo(
+            json.dumps(payload, indent=2, default=str), file=_json_stdout[-1] if _json_stdout else None
+        )
         return
     Path(json_target).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(json_target, payload)
     click.echo(f"wrote {json_target}", err=True)
 
 
-def json_option(what: str = "the results"):
+def json_option(what: str = "the results", dest: str = "json_target"):
     """The `--json FILE|-` option every verb that produces numbers takes."""
     return click.option(
         "--json",
-        "json_target",
+        dest,
         metavar="FILE|-",
         default=None,
         is_flag=False,
