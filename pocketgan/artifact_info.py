@@ -18,6 +18,8 @@ from typing import Any
 
 from pocketgan.errors import ModelLoadError
 from pocketgan.manifest import read_manifest, size_bytes
+from pocketgan.runtime import backends  # noqa: F401  (registers the backends that format_of asks)
+from pocketgan.runtime.base import format_of
 
 GRAPH_MAC_METHOD = "counted on the graph: Conv/ConvTranspose/MatMul/Gemm multiply-accumulates, batch 1"
 ONNX_QUANTIZED = {
@@ -33,20 +35,20 @@ TENSOR_KEYS = ("name", "shape", "dtype", "layout", "range", "color")
 
 
 def describe_artifact(path: str | Path) -> dict[str, Any]:
-    """A JSON-able description of an artifact (.onnx, .tflite, .mlpackage/.mlmodel)."""
+    """A JSON-able description of an artifact (.onnx, .tflite, .mlpackage/.mlmodel: READERS)."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"{path}: no such model file")
     manifest = read_manifest(path) or {}
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
-        raise ModelLoadError(f"{path}: not an artifact this inspector reads ({', '.join(READERS)})")
-    graph = reader(path)
+    fmt = format_of(path)
+    if fmt not in READERS:
+        raise ModelLoadError(f"{path}: not an artifact format this inspector reads ({', '.join(READERS)})")
+    graph = READERS[fmt](path)
     source = manifest.get("source") or {}
     macs = source.get("macs") or graph.get("macs")
     return {
         "model": str(path),
-        "format": manifest.get("format") or FORMAT_OF_SUFFIX[path.suffix.lower()],
+        "format": manifest.get("format") or fmt,
         "precision": manifest.get("precision") or graph["precision"],
         "size_bytes": size_bytes(path),
         "inputs": _tensors(graph["inputs"], manifest.get("input")),
@@ -278,5 +280,10 @@ def _read_coreml(path: Path) -> dict[str, Any]:
     }
 
 
-READERS = {".onnx": _read_onnx, ".tflite": _read_tflite, ".mlpackage": _read_coreml, ".mlmodel": _read_coreml}
-FORMAT_OF_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml", ".mlmodel": "coreml"}
+# Format (as the runtime backends name it, runtime.base.format_of) -> its reader.
+READERS = {"onnx": _read_onnx, "tflite": _read_tflite, "coreml": _read_coreml}
+
+
+def is_artifact(path: str | Path) -> bool:
+    """Whether `path` names an artifact format this module reads (by suffix, as the backends declare)."""
+    return format_of(path) in READERS

@@ -25,6 +25,7 @@ import click
 
 from pocketgan.errors import PocketGANError, UsageError
 from pocketgan.manifest import sha256_file
+from pocketgan.status import unavailable
 
 ZOO = Path(__file__).with_name("zoo")
 ZOO_CHECKPOINT = "student.pt"
@@ -89,17 +90,9 @@ def _exporter(fmt: str):
     return exporters[fmt]
 
 
-def resolve_folder(
-    model: str | os.PathLike,
-    fmt: str | None = None,
-    precision: str | None = None,
-    note: Note = _stderr_note,
-) -> Path:
-    """The cache folder holding `model`'s artifact (exported now if needed); `model` as given otherwise."""
-    checkpoint = checkpoint_of(model)
-    if checkpoint is None:
-        return Path(model)
-    return resolve_model(model, fmt, precision, note).parent
+def resolve_folder(model: str | os.PathLike, fmt: str | None = None, precision: str | None = None) -> Path:
+    """An artifacts folder: as given; for a zoo name or checkpoint, the cache folder of its export."""
+    return resolve_model(model, fmt, precision).parent if checkpoint_of(model) else Path(model)
 
 
 def resolve_model(
@@ -137,10 +130,10 @@ def torch_installed() -> bool:
 
 def _check_exporter(model, checkpoint: Path, fmt: str, precision: str) -> None:
     exporter = _exporter(fmt)
-    status = exporter.availability() if torch_installed() else "unavailable: torch is not installed"
-    if status == "ok":
+    status = exporter.availability() if torch_installed() else unavailable("torch is not installed")
+    if status.is_ok:
         status = exporter.precision_status(precision)
-    if status != "ok":
+    if not status.is_ok:
         raise UsageError(
             f"{model} is a student checkpoint and this install cannot export it ({status}); "
             f"export it where the exporters are installed: {export_command(checkpoint, fmt, precision)}"
@@ -158,7 +151,7 @@ def _export_into(entry: Path, checkpoint: Path, fmt: str, precision: str) -> Non
             str(checkpoint), ExportConfig(formats=(fmt,), precisions=(precision,), out=str(temporary))
         )
         (artifact,) = result.artifacts
-        if artifact.status != "ok":
+        if not artifact.status.is_ok:
             raise PocketGANError(f"{checkpoint}: export to {fmt} {precision} {artifact.status}")
         if artifact.parity_passed is False:
             raise PocketGANError(f"{checkpoint}: the {fmt} {precision} export failed its parity check")

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from pocketgan import console
-from pocketgan.artifact_info import READERS, describe_artifact
+from pocketgan.artifact_info import describe_artifact, is_artifact
 from pocketgan.artifacts import (
     DEFAULT_FORMAT,
     DEFAULT_PRECISION,
@@ -29,7 +29,7 @@ from pocketgan.errors import UsageError
 
 def inspect_model(spec: str, size: int = 256, weights: str | None = None, **model_kwargs) -> dict[str, Any]:
     """A JSON-able description of `spec` at `size`x`size` (an artifact: pocketgan.artifact_info)."""
-    if Path(spec).suffix.lower() in READERS:
+    if is_artifact(spec):
         return describe_artifact(spec)
     name, checkpoint = spec, checkpoint_of(spec)
     if checkpoint is not None:

@@ -21,17 +21,22 @@ from __future__ import annotations
 import glob
 import os
 import sys
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from PIL import Image
 
 from pocketgan.errors import ImageLoadError, PocketGANError
-
-if TYPE_CHECKING:
-    from pocketgan.runtime.provenance import ProvenanceLabel
+from pocketgan.images import read_photo
+from pocketgan.manifest import remove_stale_temps
+from pocketgan.runtime.provenance import ProvenanceLabel, write_image
 
 GLOB_CHARS = "*?["
+# What a broken input or a failed write raises: reported on one line, the run goes on.
+RUN_ERRORS = (PocketGANError, OSError, ValueError, MemoryError, Image.DecompressionBombError)
+WRITES_IN_FLIGHT = 2  # outputs handed to the writer thread and not yet written (memory: two images)
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 EXISTS = "exists"
 IS_INPUT = "input file"
@@ -233,48 +238,66 @@ class _Run:
 
 
 def process(session, inputs: Inputs, outdir: Path, options: WriteOptions) -> RunReport:
-    """Run every job; a broken input is reported on one line and skipped, the rest still run."""
-    from PIL import Image
+    """Run every job; a broken input is reported on one line and skipped, the rest still run.
 
-    from pocketgan.manifest import remove_stale_temps
-
+    Outputs are encoded and written on one writer thread while the model runs on the next photo (the
+    encoder and fsync release the GIL), at most WRITES_IN_FLIGHT at a time; the report keeps job order.
+    """
     for folder in sorted({(outdir / job.output).parent for job in inputs.jobs}):
         remove_stale_temps(folder)  # what a run killed mid-write left behind
     run = _Run(inputs.jobs, inputs.unsupported)
-    for job in run.progress:
-        destination = outdir / job.output
-        destination_id = _file_id(destination)
-        own_input = destination_id is not None and destination_id == _file_id(job.source)
-        replace = options.overwrite or own_input
-        if destination_id in run.input_ids and not own_input:
-            run.skip(job, destination, IS_INPUT, "is another input file of this run")
-        elif own_input and not options.in_place:
-            run.skip(job, destination, IS_INPUT, "is its input file (use --in-place to replace it)")
-        elif destination.is_dir():
-            run.fail(job, IsADirectoryError(f"{destination} is a folder"))
-        elif destination.exists() and not replace:
-            run.skip(job, destination, EXISTS)  # checked before the model runs: a rerun resumes cheaply
-        else:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pocketgan-write") as writer:
+        pending: deque[tuple[Job, Path, int, Future]] = deque()
+        for job in run.progress:
+            destination = outdir / job.output
+            replace = _check(job, destination, options, run)
+            if replace is None:
+                continue
             try:
-                _run_one(session, job, destination, options, replace, run)
-            except FileExistsError:
-                run.skip(job, destination, EXISTS)  # another process wrote it since the check above
-            except (PocketGANError, OSError, ValueError, MemoryError, Image.DecompressionBombError) as exc:
+                photo = read_photo(job.source)
+                result = session.run(photo.pixels)
+            except RUN_ERRORS as exc:
                 run.fail(job, exc)
-            else:
-                run.report.written.append(destination)
+                continue
+            exif = None if options.strip_metadata else photo.exif
+            write = writer.submit(write_image, result, destination, options.label, options.fmt, exif, replace)
+            pending.append((job, destination, photo.frames, write))
+            while len(pending) >= WRITES_IN_FLIGHT:
+                _settle(run, *pending.popleft())
+        while pending:
+            _settle(run, *pending.popleft())
     run.progress.close()
     return run.report
 
 
-def _run_one(session, job: Job, destination: Path, options: WriteOptions, replace: bool, run: _Run) -> None:
-    from pocketgan.images import read_photo
-    from pocketgan.runtime.provenance import write_image
+def _check(job: Job, destination: Path, options: WriteOptions, run: _Run) -> bool | None:
+    """Whether the job may replace its destination (False: create only), or None when it is skipped."""
+    destination_id = _file_id(destination)
+    own_input = destination_id is not None and destination_id == _file_id(job.source)
+    replace = options.overwrite or own_input
+    if destination_id in run.input_ids and not own_input:
+        run.skip(job, destination, IS_INPUT, "is another input file of this run")
+    elif own_input and not options.in_place:
+        run.skip(job, destination, IS_INPUT, "is its input file (use --in-place to replace it)")
+    elif destination.is_dir():
+        run.fail(job, IsADirectoryError(f"{destination} is a folder"))
+    elif destination.exists() and not replace:
+        run.skip(job, destination, EXISTS)  # checked before the model runs: a rerun resumes cheaply
+    else:
+        return replace
+    return None
 
-    photo = read_photo(job.source)
-    result = session.run(photo.pixels)
-    exif = None if options.strip_metadata else photo.exif
-    write_image(result, destination, options.label, options.fmt, exif=exif, replace=replace)
-    if photo.frames > 1:
-        run.report.first_frame_only.append((job.source, photo.frames))
-        run.say(f"notice: {job.source}: animated; only the first frame of {photo.frames} was run")
+
+def _settle(run: _Run, job: Job, destination: Path, frames: int, write: Future) -> None:
+    """Record how one output's write ended."""
+    try:
+        write.result()
+    except FileExistsError:
+        run.skip(job, destination, EXISTS)  # another process wrote it since the check
+    except RUN_ERRORS as exc:
+        run.fail(job, exc)
+    else:
+        run.report.written.append(destination)
+        if frames > 1:
+            run.report.first_frame_only.append((job.source, frames))
+            run.say(f"notice: {job.source}: animated; only the first frame of {frames} was run")
