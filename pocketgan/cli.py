@@ -47,6 +47,13 @@ VERBS = {
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx):
+        # Before the verb's module is imported (click resolves the verb before the group callback runs):
+        # loggers that libraries create on import must already be the quiet kind.
+        own_process = bool(ctx.obj and ctx.obj.get("own_process"))
+        console.configure(ctx.params.get("verbose", False), ctx.params.get("log_file"), native=own_process)
+        return super().invoke(ctx)
+
     def list_commands(self, ctx):
         return list(VERBS)
 
@@ -88,8 +95,7 @@ def _not_built(name: str, short_help: str) -> click.Command:
     default=None,
     help="Send other libraries' warnings and logs (hidden by default) to this file.",
 )
-@click.pass_context
-def cli(ctx: click.Context, verbose: bool, log_file: str | None) -> None:
+def cli(verbose: bool, log_file: str | None) -> None:
     """PocketGAN: distill, quantize, export and verify GAN generators for phones.
 
     \b
@@ -99,7 +105,6 @@ def cli(ctx: click.Context, verbose: bool, log_file: str | None) -> None:
       pocketgan export runs/quick/best.pt --format all --precision fp32,int8 --out dist/
       pocketgan run dist/student.fp32.onnx photo.jpg -o out/
     """
-    console.configure(verbose, log_file, native=bool(ctx.obj and ctx.obj.get("own_process")))
 
 
 def usage_error_line(exc: click.UsageError) -> str:
