@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
+from pocketgan import console
 from pocketgan.distill.config import PRESETS, resolve_config
 from pocketgan.distill.trainer import distill
-from pocketgan.manifest import atomic_write_json
 
 EPILOG = """\b
 Examples:
@@ -67,9 +67,8 @@ Examples:
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bars (metrics.jsonl is always written)."
 )
-@click.option(
-    "--json", "json_file", type=click.Path(dir_okay=False), help="Also write the result summary as JSON."
-)
+@console.json_option("the result summary", dest="json_file")
+@console.json_verb("json_file")
 def distill_command(resume, config_file, preset, json_file, **flags):
     """Distill a GAN teacher into a small student generator.
 
@@ -102,8 +101,7 @@ def distill_command(resume, config_file, preset, json_file, **flags):
         "skipped_steps": result.skipped_steps,
         "rollbacks": result.rollbacks,
     }
-    if json_file:
-        atomic_write_json(json_file, summary)
+    console.emit_json(json_file, summary)
     psnr = result.final_metrics.get("heldout_psnr_db")
     baseline = result.final_metrics.get("identity_psnr_db")
     click.echo(f"distilled {result.steps} steps in {result.wall_s:.0f} s -> {result.out}")
@@ -122,5 +120,3 @@ def distill_command(resume, config_file, preset, json_file, **flags):
         click.echo(f"next: pocketgan export {shipped}")
     if result.skipped_steps or result.rollbacks:
         click.echo(f"non-finite steps skipped: {result.skipped_steps}, rollbacks: {result.rollbacks}")
-    if json_file:
-        click.echo(f"summary: {json_file}")

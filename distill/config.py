@@ -9,6 +9,7 @@ Example: python -c "from distill.config import resolve_config; print(resolve_con
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from typing import Any
 from pocketgan.config import DEFAULT_TEACHER, config_from_dict, config_to_dict, dumps_toml
 from pocketgan.errors import UsageError
 from pocketgan.manifest import atomic_write_bytes
+
+log = logging.getLogger(__name__)
 
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -218,7 +221,11 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
 def resolve_config(
     config_file: str | os.PathLike | None = None, preset: str | None = None, **overrides: Any
 ) -> DistillConfig:
-    """Defaults < preset < config file < non-None overrides (the CLI flags)."""
+    """Defaults < preset < config file < non-None overrides (the CLI flags).
+
+    A `size` flag without a `size_schedule` one also clears the recipe's schedule (saying so): `--size 64`
+    trains every step at 64 px rather than leaving low-resolution phases at another size.
+    """
     data: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -226,7 +233,17 @@ def resolve_config(
         data.update(PRESETS[preset])
     if config_file is not None:
         data.update(read_toml(config_file))
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    if "size" in flags and "size_schedule" not in flags and data.get("size_schedule"):
+        sizes = sorted({int(phase[0]) for phase in data["size_schedule"]})
+        log.warning(
+            "--size %s wins over the recipe's size schedule (%s px phases): every step trains at %s px",
+            flags["size"],
+            "/".join(map(str, sizes)),
+            flags["size"],
+        )
+        data["size_schedule"] = []
+    data.update(flags)
     return config_from_dict(DistillConfig, data)
 
 

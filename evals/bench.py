@@ -11,7 +11,6 @@ Example: pocketgan bench dist/student.fp32.onnx dist/student.int8.tflite --threa
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -20,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from pocketgan.errors import UsageError
 from pocketgan.evals.common import artifact_format
 from pocketgan.manifest import read_manifest, size_bytes, verify_artifacts
 from pocketgan.status import Status, failed
 
-log = logging.getLogger(__name__)
-
+# A percentile is printed only when there are enough samples for it to be more than the maximum: pN needs
+# at least 100 / (100 - N) samples (p90: 10, p99: 100); with fewer it is None (JSON null, "-" in the table).
+PERCENTILES = {"p50": 50, "p90": 90, "p99": 99}
 WIDE_SPREAD_RATIO = 1.3  # p90 / p50 above this gets a note: the numbers are noisy
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
@@ -36,10 +37,11 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 class BenchConfig:
     threads: int = 2
     warmup: int = 5
-    iterations: int = 50
+    iterations: int = 100  # enough for p99 (PERCENTILES)
     backend: str | None = None
     size: int = 256  # input size for models whose shape is dynamic
     timeout_s: float = 600.0
+    every_percentile: bool = False  # True: p90/p99 even from too few samples (eval.json's fixed keys)
 
     def __post_init__(self):
         if self.threads < 1:
@@ -68,13 +70,23 @@ class BenchResult:
         return {"config": asdict(self.config), "rows": self.rows}
 
 
-def latency_summary(times_ms: list[float] | np.ndarray) -> dict[str, float]:
+def min_samples(percentile: float) -> int:
+    """Fewest samples for which the `percentile`-th is not just the largest one: 100 / (100 - percentile)."""
+    return int(np.ceil(100 / (100 - percentile) - 1e-9))
+
+
+def latency_summary(
+    times_ms: list[float] | np.ndarray, every_percentile: bool = False
+) -> dict[str, float | None]:
+    """p50/p90/p99 (None where the sample is too small for it, see PERCENTILES, unless `every_percentile`),
+    mean, min, max, std."""
     times = np.asarray(times_ms, dtype=np.float64)
-    p50, p90, p99 = np.percentile(times, [50, 90, 99])
+    percentiles = {
+        key: float(np.percentile(times, q)) if every_percentile or len(times) >= min_samples(q) else None
+        for key, q in PERCENTILES.items()
+    }
     return {
-        "p50": float(p50),
-        "p90": float(p90),
-        "p99": float(p99),
+        **percentiles,
         "mean": float(times.mean()),
         "min": float(times.min()),
         "max": float(times.max()),
@@ -84,6 +96,8 @@ def latency_summary(times_ms: list[float] | np.ndarray) -> dict[str, float]:
 
 def spread_note(latency: dict[str, float]) -> str | None:
     """A warning when p90/p50 is wide: the machine was busy or the iterations too few."""
+    if latency["p90"] is None:
+        return None
     ratio = latency["p90"] / latency["p50"] if latency["p50"] > 0 else float("inf")
     if ratio > WIDE_SPREAD_RATIO:
         return f"wide spread: p90/p50 = {ratio:.2f} (> {WIDE_SPREAD_RATIO}); machine busy? rerun or add iterations"
@@ -145,7 +159,7 @@ def _run_worker(path: Path, config: BenchConfig) -> dict[str, Any]:
     if measured.get("status") != "ok":
         return {"status": measured["status"]}
     times = measured.pop("times_ms")
-    latency = latency_summary(times)
+    latency = latency_summary(times, config.every_percentile)
     measured["latency_ms"] = latency
     measured["note"] = spread_note(latency)
     return measured
@@ -165,9 +179,10 @@ def bench(models: list[str | os.PathLike], config: BenchConfig | None = None) ->
         raise UsageError(f"no such model file: {', '.join(missing)}")
     verify_artifacts(models)
     result = BenchResult(config)
-    for model in models:
-        log.info("benchmarking %s", model)
-        result.rows.append(bench_one(model, config))
+    with tqdm(models, desc="pocketgan bench", unit="model", file=sys.stderr, disable=None) as progress:
+        for model in progress:
+            progress.set_postfix_str(Path(model).name)
+            result.rows.append(bench_one(model, config))
     return result
 
 
@@ -206,11 +221,17 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                 f"{row['load_ms']:.1f}",
             ]
             + [f"{row['first_run_ms']:.1f}"]
-            + [f"{lat[k]:.2f}" for k in ("p50", "p90", "p99", "mean")]
+            + ["-" if lat[k] is None else f"{lat[k]:.2f}" for k in ("p50", "p90", "p99", "mean")]
             + [f"{row['peak_rss_mb']:.0f}"]
         )
         if row.get("note"):
             notes.append(f"{name}: {row['note']}")
+    thin = {key for row in rows for key, value in (row.get("latency_ms") or {}).items() if value is None}
+    notes += [
+        f"{key}: not shown, needs at least {min_samples(PERCENTILES[key])} iterations"
+        for key in PERCENTILES
+        if key in thin
+    ]
     widths = [max(len(line[i]) for line in lines if i < len(line)) for i in range(len(header))]
     text = "\n".join(
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from pocketgan import console
+from pocketgan.artifacts import artifact_options, resolve_folder, resolve_model
 from pocketgan.config import DEFAULT_TEACHER
 from pocketgan.errors import CheckFailed
 from pocketgan.evals.bench import BenchConfig, bench
@@ -16,46 +18,61 @@ from pocketgan.evals.bench import format_table as bench_table
 from pocketgan.evals.evaluate import EvalConfig, evaluate
 from pocketgan.evals.parity import ParityConfig, check_parity
 from pocketgan.evals.parity import format_table as parity_table
-from pocketgan.manifest import atomic_write_json
 
 
 @click.command("bench")
-@click.argument("models", nargs=-1, required=True, type=click.Path())
+@click.argument("models", nargs=-1, required=True)
 @click.option("--threads", default=2, show_default=True, help="Intra-op threads, fixed for every model.")
 @click.option("--warmup", default=5, show_default=True, help="Untimed runs after the first run.")
-@click.option("--iterations", default=50, show_default=True, help="Timed runs (percentiles over these).")
+@click.option(
+    "--iterations",
+    default=BenchConfig.iterations,
+    show_default=True,
+    help="Timed runs; p90 is shown from 10, p99 from 100.",
+)
 @click.option("--backend", default=None, help="Runtime backend (default: chosen by file type).")
 @click.option("--size", default=256, show_default=True, help="Input size for models with dynamic shapes.")
-@click.option("--json", "json_path", type=click.Path(), help="Also write the rows as JSON here.")
-def bench_command(models, threads, warmup, iterations, backend, size, json_path):
+@artifact_options
+@console.json_option("the rows")
+def bench_command(
+    models, threads, warmup, iterations, backend, size, artifact_format, artifact_precision, json_target
+):
     """Time artifacts, each in a fresh process: load, first run, p50/p90/p99/mean, peak RSS, size.
 
-    A model whose manifest's sha256 or size does not match it is refused (exit 2) before anything is timed;
-    exit 1 when a model could not be loaded or run.
+    A MODEL is an artifact, a zoo name (vintage-mobile) or a .pt student, exported once into the cache
+    (see `pocketgan run --help`). A percentile needs enough iterations to mean something (pN: at least
+    100 / (100 - N)); with fewer it is shown as '-' (null in JSON). A model whose manifest's sha256 or
+    size does not match it is refused (exit 2) before anything is timed; exit 1 when a model could not be
+    loaded or run.
 
     \b
     Examples:
       pocketgan bench dist/student.fp32.onnx dist/student.int8.tflite --threads 2
-      pocketgan bench dist/*.onnx --iterations 100 --json build/bench.json
+      pocketgan bench vintage-mobile --artifact-format tflite --precision int8
+      pocketgan bench dist/*.onnx --iterations 200 --json - > build/bench.json
     """
-    result = bench(list(models), BenchConfig(threads, warmup, iterations, backend=backend, size=size))
-    click.echo(bench_table(result.rows))
-    if json_path:
-        atomic_write_json(json_path, result.to_json())
-        click.echo(f"wrote {json_path}")
+    paths = [resolve_model(m, artifact_format, artifact_precision) for m in models]
+    result = bench(paths, BenchConfig(threads, warmup, iterations, backend=backend, size=size))
+    console.say(bench_table(result.rows), json_target)
+    console.emit_json(json_target, result.to_json())
     if result.failed:  # the table's notes give each one's reason
         raise _load_failures(result.failed, "model", len(result.rows))
 
 
 @click.command("eval")
 @click.option(
-    "--teacher", default=DEFAULT_TEACHER, show_default=True, help="Teacher spec (see ARCHITECTURE.md)."
+    "--teacher",
+    default=DEFAULT_TEACHER,
+    show_default=True,
+    help="Teacher spec: vintage, pkg.module:factory (with --teacher-weights), a .pt2 or an .onnx.",
 )
 @click.option(
     "--teacher-weights", default=None, type=click.Path(), help="State dict for a pkg.module:factory teacher."
 )
 @click.option(
-    "--artifacts", required=True, type=click.Path(), help="Folder of artifacts with *.manifest.json."
+    "--artifacts",
+    required=True,
+    help="Folder of artifacts with *.manifest.json, or a zoo name / .pt student (exported once, cached).",
 )
 @click.option(
     "--data", default=None, type=click.Path(), help="Images to evaluate on (default: held-out portraits)."
@@ -71,7 +88,9 @@ def bench_command(models, threads, warmup, iterations, backend, size, json_path)
     "--fid-model", default=None, type=click.Path(), help="Local feature ONNX for FID (image -> (1, D))."
 )
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def eval_command(artifacts, out, no_progress, **options):
+@artifact_options
+@console.json_option("eval.json's content")
+def eval_command(artifacts, out, no_progress, artifact_format, artifact_precision, json_target, **options):
     """Latency, memory and fidelity of every artifact vs the teacher: eval.json, report.md, report.html.
 
     Every artifact must match its manifest's sha256 and size (exit 2 otherwise, before anything runs); the
@@ -81,12 +100,15 @@ def eval_command(artifacts, out, no_progress, **options):
     Examples:
       pocketgan eval --artifacts dist/ --out build/eval
       pocketgan eval --artifacts dist/ --size 128 --iterations 10 --data my_photos/
+      pocketgan eval --artifacts vintage-mobile --json - > eval.json
     """
-    result = evaluate(EvalConfig(artifacts=artifacts, out=out, progress=not no_progress, **options))
-    click.echo(Path(result.report_md).read_text())
-    click.echo(f"wrote {result.eval_json}, {result.report_md}, {result.report_html}")
+    folder = resolve_folder(artifacts, artifact_format, artifact_precision)
+    result = evaluate(EvalConfig(artifacts=folder, out=out, progress=not no_progress, **options))
+    console.say(Path(result.report_md).read_text(), json_target)
+    console.say(f"wrote {result.eval_json}, {result.report_md}, {result.report_html}", json_target)
     for row in result.failed:
-        click.echo(f"failed: {row['path']}: {row['status'].removeprefix('failed: ')}")
+        console.say(f"failed: {row['path']}: {row['status'].removeprefix('failed: ')}", json_target)
+    console.emit_json(json_target, result.report)
     if result.failed:
         raise _load_failures(result.failed, "artifact", len(result.report["artifacts"]))
 
@@ -99,7 +121,9 @@ def _load_failures(failed: list[dict], noun: str, total: int) -> CheckFailed:
 
 @click.command("parity")
 @click.option(
-    "--artifacts", required=True, type=click.Path(), help="Folder of artifacts with *.manifest.json."
+    "--artifacts",
+    required=True,
+    help="Folder of artifacts with *.manifest.json, or a zoo name / .pt student (exported once, cached).",
 )
 @click.option(
     "--reference",
@@ -123,8 +147,11 @@ def _load_failures(failed: list[dict], noun: str, total: int) -> CheckFailed:
 @click.option(
     "--teacher", default=DEFAULT_TEACHER, show_default=True, help="Teacher spec for teacher references."
 )
-@click.option("--json", "json_path", type=click.Path(), help="Also write the rows as JSON here.")
-def parity_command(artifacts, reference, min_psnr, junit, size, teacher, json_path):
+@artifact_options
+@console.json_option("the rows")
+def parity_command(
+    artifacts, reference, min_psnr, junit, size, teacher, artifact_format, artifact_precision, json_target
+):
     """CI gate: every artifact vs its reference on the held-out photos. Exit 1 if any falls short.
 
     An artifact that is missing, or does not match its manifest's sha256 and size, is a failed case.
@@ -134,15 +161,15 @@ def parity_command(artifacts, reference, min_psnr, junit, size, teacher, json_pa
       pocketgan parity --artifacts dist/ --junit build/parity.xml
       pocketgan parity --artifacts dist/ --reference teacher --min-psnr 24
     """
-    config = ParityConfig(artifacts, reference, min_psnr, junit, size, teacher)
+    folder = resolve_folder(artifacts, artifact_format, artifact_precision)
+    config = ParityConfig(str(folder), reference, min_psnr, junit, size, teacher)
     result = check_parity(config)
-    click.echo(parity_table(result))
-    if json_path:
-        atomic_write_json(json_path, {"config": config.__dict__, "rows": result.rows})
+    console.say(parity_table(result), json_target)
+    console.emit_json(json_target, {"config": config.__dict__, "rows": result.rows, "passed": result.passed})
     if junit:
-        click.echo(f"wrote {junit}")
+        console.say(f"wrote {junit}", json_target)
     if not result.passed:
         names = ", ".join(r["name"] for r in result.failed)
         raise CheckFailed(f"parity failed for {len(result.failed)} of {len(result.rows)} artifacts: {names}")
     skipped = sum(r["status"] == "skipped" for r in result.rows)
-    click.echo(f"parity: {len(result.rows) - skipped} passed, {skipped} skipped")
+    console.say(f"parity: {len(result.rows) - skipped} passed, {skipped} skipped", json_target)

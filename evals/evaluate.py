@@ -205,7 +205,10 @@ def _evaluate_artifact(
     if size and size != config.size:
         row["notes"].append(f"artifact runs at {size}px; images resized to it and back to {config.size}px")
     timing = bench_one(
-        path, BenchConfig(config.threads, config.warmup, config.iterations, backend=run.backend)
+        path,
+        BenchConfig(
+            config.threads, config.warmup, config.iterations, backend=run.backend, every_percentile=True
+        ),
     )
     if timing.get("status") != "ok":
         row["notes"].append(f"bench: {timing.get('status')}")

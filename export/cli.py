@@ -5,16 +5,13 @@ Example: pocketgan export runs/quick/best.pt --format all --precision all --out 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import click
 
+from pocketgan import console
 from pocketgan.errors import ParityError, PocketGANError, UnsupportedOpError, UsageError
 from pocketgan.export import export
 from pocketgan.export.base import PRECISIONS, ExportConfig, registered_exporters
 from pocketgan.export.parity import thresholds_summary
-from pocketgan.metrics import json_ready
 
 FORMATS = tuple(registered_exporters())
 
@@ -75,9 +72,9 @@ def _number(value) -> str:
     "--size", default=ExportConfig.size, show_default=True, type=int, help="Static input size (square)."
 )
 @click.option("--no-validate", is_flag=True, help="Skip the parity check against torch.")
-@click.option("--json", "json_path", type=click.Path(), help="Also write the results as JSON here.")
+@console.json_option("the results (one entry per artifact, with its parity)")
 def export_command(
-    source, formats, precisions, calibration, calibration_count, out, name, size, no_validate, json_path
+    source, formats, precisions, calibration, calibration_count, out, name, size, no_validate, json_target
 ):
     """Export a checkpoint or teacher spec (help: HELP). Example: pocketgan export vintage --format onnx"""
     config = ExportConfig(
@@ -95,14 +92,16 @@ def export_command(
         parity = (artifact.manifest or {}).get("parity") or {}
         verdict = {True: "pass", False: "FAIL", None: "-"}[parity.get("passed")]
         where = str(artifact.path) if artifact.path else artifact.status
-        click.echo(
+        console.say(
             f"{artifact.format:7s} {artifact.precision:5s} {verdict:4s} psnr {_number(parity.get('psnr_db')):>7s} dB"
-            f"  max-abs {_number(parity.get('max_abs')):>8s}  {where}"
+            f"  max-abs {_number(parity.get('max_abs')):>8s}  {where}",
+            json_target,
         )
-    click.echo(
-        f"{sum(a.status.is_ok for a in result.artifacts)} artifacts in {result.seconds:.1f} s -> {out}"
+    console.say(
+        f"{sum(a.status.is_ok for a in result.artifacts)} artifacts in {result.seconds:.1f} s -> {out}",
+        json_target,
     )
-    if json_path:
+    if json_target:
         payload = {
             "source": source,
             "seconds": round(result.seconds, 2),
@@ -118,8 +117,7 @@ def export_command(
                 for a in result.artifacts
             ],
         }
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(json_ready(payload), indent=2, default=str) + "\n")
+        console.emit_json(json_target, payload)
     unsupported = [a.status.error for a in result.failed if isinstance(a.status.error, UnsupportedOpError)]
     if unsupported:
         raise unsupported[0]

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -101,37 +103,55 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
     for stale in remove_stale_temps(out):  # what an export killed mid-write left behind
         log.info("removed %s, left by an interrupted export", stale)
     prepared_model, notes = prepare_model(model, config.size)
+    source_entry = {**source_entry, **_cost(model, config.size)}
     calibration = functools.cache(lambda: calibration_images(config))
     reference = _reference(model, config.size) if config.validate else None
     result = ExportResult(source=source, name=name, out=out)
-    for fmt in config.formats:
+    progress = _progress(config)
+    for fmt, precision in progress:
+        progress.set_postfix_str(f"{fmt} {precision}")
         exporter_class = get_exporter(fmt)
-        for precision in config.precisions:
-            artifact = out / f"{name}.{precision}{exporter_class.suffix}"
-            status = exporter_class.availability()
-            if status.is_ok:
-                status = exporter_class.precision_status(precision)
-            if not status.is_ok:
-                result.artifacts.append(ArtifactResult(None, fmt, precision, status))
-                continue
-            try:
-                check_ops(model, fmt)
-            except UnsupportedOpError as exc:
-                result.artifacts.append(ArtifactResult(None, fmt, precision, failed(str(exc), exc)))
-                continue
-            metadata = {
-                "name": name,
-                "format": fmt,
-                "precision": precision,
-                "source": source_entry,
-                "export": {**config.to_dict(), **notes},
-                "versions": library_versions(exporter_class.libraries),
-                "created": now_iso(),
-            }
-            prepared = Prepared(prepared_model, config.size, calibration, metadata)
-            result.artifacts.append(_export_one(exporter_class(), prepared, precision, artifact, reference))
+        artifact = out / f"{name}.{precision}{exporter_class.suffix}"
+        status = exporter_class.availability()
+        if status.is_ok:
+            status = exporter_class.precision_status(precision)
+        if not status.is_ok:
+            result.artifacts.append(ArtifactResult(None, fmt, precision, status))
+            continue
+        try:
+            check_ops(model, fmt)
+        except UnsupportedOpError as exc:
+            result.artifacts.append(ArtifactResult(None, fmt, precision, failed(str(exc), exc)))
+            continue
+        metadata = {
+            "name": name,
+            "format": fmt,
+            "precision": precision,
+            "source": source_entry,
+            "export": {**config.to_dict(), **notes},
+            "versions": library_versions(exporter_class.libraries),
+            "created": now_iso(),
+        }
+        prepared = Prepared(prepared_model, config.size, calibration, metadata)
+        result.artifacts.append(_export_one(exporter_class(), prepared, precision, artifact, reference))
+    progress.close()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _cost(model, size: int) -> dict[str, Any]:
+    """The source model's MACs at the export size, counted the one way (pocketgan.flops), for inspect."""
+    from pocketgan.flops import MAC_METHOD, count_macs
+
+    return {"macs": count_macs(model, size), "mac_method": MAC_METHOD}
+
+
+def _progress(config: ExportConfig):
+    """The format x precision pairs, with a progress bar on stderr (shown on a terminal only)."""
+    from tqdm import tqdm
+
+    pairs = list(itertools.product(config.formats, config.precisions))
+    return tqdm(pairs, desc="pocketgan export", unit="artifact", file=sys.stderr, disable=None)
 
 
 def _export_one(exporter, prepared: Prepared, precision: str, artifact: Path, reference) -> ArtifactResult:

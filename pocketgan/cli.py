@@ -8,12 +8,11 @@ Example: pocketgan inspect vintage --size 256 --json
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 
 import click
 
-from pocketgan import __version__
+from pocketgan import __version__, console
 from pocketgan.errors import PocketGANError
 
 # verb -> "module:attribute" of a click.Command; the module is imported only when the verb runs.
@@ -48,6 +47,13 @@ VERBS = {
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx):
+        # Before the verb's module is imported (click resolves the verb before the group callback runs):
+        # loggers that libraries create on import must already be the quiet kind.
+        own_process = bool(ctx.obj and ctx.obj.get("own_process"))
+        console.configure(ctx.params.get("verbose", False), ctx.params.get("log_file"), native=own_process)
+        return super().invoke(ctx)
+
     def list_commands(self, ctx):
         return list(VERBS)
 
@@ -80,8 +86,16 @@ def _not_built(name: str, short_help: str) -> click.Command:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pocketgan")
-@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
-def cli(verbose: bool) -> None:
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Log debug messages, and show other libraries' warnings and logs."
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Send other libraries' warnings and logs (hidden by default) to this file.",
+)
+def cli(verbose: bool, log_file: str | None) -> None:
     """PocketGAN: distill, quantize, export and verify GAN generators for phones.
 
     \b
@@ -91,22 +105,29 @@ def cli(verbose: bool) -> None:
       pocketgan export runs/quick/best.pt --format all --precision fp32,int8 --out dist/
       pocketgan run dist/student.fp32.onnx photo.jpg -o out/
     """
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+
+
+def usage_error_line(exc: click.UsageError) -> str:
+    """Click's usage error as one line: `error: <what>; see 'pocketgan VERB --help'`."""
+    command = exc.ctx.command_path if exc.ctx is not None else "pocketgan"
+    message = " ".join(exc.format_message().split())
+    return f"error: {message} (see '{command} --help')"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: typed errors become one line on stderr and their exit code."""
     try:
-        code = cli.main(args=argv, prog_name="pocketgan", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="pocketgan", standalone_mode=False, obj={"own_process": True})
         sys.exit(code if isinstance(code, int) else 0)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        click.echo(usage_error_line(exc), err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
     except PocketGANError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -117,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
         raise
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    finally:
+        console.restore_native_stderr()
 
 
 if __name__ == "__main__":

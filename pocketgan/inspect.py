@@ -1,36 +1,55 @@
-"""`pocketgan inspect`: parameters, MACs, layer histogram and exportability of a model or spec.
+"""`pocketgan inspect`: what a model, checkpoint or exported artifact is.
 
-Example: pocketgan inspect vintage --size 256 --json
+For a model or checkpoint: parameters, MACs, layer histogram and exportability. For an artifact (.onnx,
+.tflite, .mlpackage, .mlmodel): inputs/outputs, precision, size, ops (float vs quantized), MACs and parity
+(pocketgan.artifact_info).
+
+Example: pocketgan inspect vintage --size 256 --json -
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pocketgan.export import exportability, registered_exporters
-from pocketgan.flops import MAC_METHOD, count_macs, count_params
-from pocketgan.models.resolve import resolve
+from pocketgan import console
+from pocketgan.artifact_info import describe_artifact, is_artifact
+from pocketgan.artifacts import (
+    DEFAULT_FORMAT,
+    DEFAULT_PRECISION,
+    checkpoint_of,
+    export_command,
+    torch_installed,
+)
+from pocketgan.errors import UsageError
 from pocketgan.runtime.base import format_of
 
 
 def inspect_model(spec: str, size: int = 256, weights: str | None = None, **model_kwargs) -> dict[str, Any]:
-    """A JSON-able description of `spec` at `size`x`size`."""
+    """A JSON-able description of `spec` at `size`x`size` (an artifact: pocketgan.artifact_info)."""
+    if is_artifact(spec):
+        return describe_artifact(spec)
     described = _describe_artifact(spec, size)
     if described is not None:
         return described
+    name, checkpoint = spec, checkpoint_of(spec)
+    if checkpoint is not None:
+        _need_torch(spec, checkpoint)
+        spec = str(checkpoint)
+    from pocketgan.export import exportability
+    from pocketgan.flops import MAC_METHOD, count_macs, count_params  # imports torch
+    from pocketgan.models.resolve import resolve  # imports torch
+
     resolved = resolve(spec, weights, **model_kwargs)
     if resolved.is_black_box:
-        return _inspect_onnx(spec, size)
-
+        return describe_artifact(spec)
     model = resolved.module
     layers = Counter(type(m).__name__ for m in model.modules() if not list(m.children()))
     return {
-        "model": spec,
+        "model": name,
         "size": size,
         "params": count_params(model),
         "macs": count_macs(model, size),
@@ -42,6 +61,8 @@ def inspect_model(spec: str, size: int = 256, weights: str | None = None, **mode
 
 def _describe_artifact(path: str, size: int) -> dict[str, Any] | None:
     """An artifact file whose exporter reads it back (Exporter.describe_artifact), else None."""
+    from pocketgan.export import registered_exporters
+
     fmt = format_of(path)
     exporter = registered_exporters().get(fmt) if fmt else None
     description = exporter.describe_artifact(Path(path)) if exporter else None
@@ -57,21 +78,14 @@ def _describe_artifact(path: str, size: int) -> dict[str, Any] | None:
     }
 
 
-def _inspect_onnx(path: str, size: int) -> dict[str, Any]:
-    import onnx
-    import onnx.numpy_helper
-
-    model = onnx.load(path)
-    params = sum(int(onnx.numpy_helper.to_array(t).size) for t in model.graph.initializer)
-    ops = Counter(node.op_type for node in model.graph.node)
-    return {
-        "model": path,
-        "size": size,
-        "params": params,
-        "macs": "unknown: MACs are counted on torch modules only",
-        "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1])),
-        "exporters": {format_of(path): f"is {format_of(path)}"},
-    }
+def _need_torch(spec: str, checkpoint: Path) -> None:
+    """A checkpoint is inspected in torch; without it, say how to get an artifact to inspect instead."""
+    if not torch_installed():
+        raise UsageError(
+            f"{spec} is a student checkpoint and inspecting it needs torch (pip install 'pocketgan[full]'); "
+            f"or export it where torch is installed and inspect the artifact: "
+            f"{export_command(checkpoint, DEFAULT_FORMAT, DEFAULT_PRECISION)}"
+        )
 
 
 @click.command("inspect")
@@ -81,24 +95,32 @@ def _inspect_onnx(path: str, size: int) -> dict[str, Any]:
 @click.option(
     "--weights", type=click.Path(exists=True, dir_okay=False), help="State dict for a factory spec."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def inspect_command(model: str, size: int, width: int | None, weights: str | None, as_json: bool) -> None:
-    """Parameters, MACs, layer histogram and per-format exportability of MODEL.
+@console.json_option("the description")
+def inspect_command(
+    model: str, size: int, width: int | None, weights: str | None, json_target: str | None
+) -> None:
+    """What MODEL is: for a model, parameters, MACs, layers and exportability; for an artifact, its
+    inputs/outputs, precision, size, ops (float vs quantized), MACs and parity.
 
-    MODEL is a spec (vintage, student:patch-resnet, pkg.module:factory), a .pt checkpoint,
-    a .pt2 ExportedProgram, an .onnx file, or an artifact its exporter reads back (an ExecuTorch .pte:
-    what its XNNPACK delegate runs and what is left on portable CPU kernels).
+    MODEL is a spec (vintage, student:patch-resnet, pkg.module:factory), a zoo name (vintage-mobile), a .pt
+    checkpoint, a .pt2 ExportedProgram, or an artifact (.onnx, .tflite, .mlpackage, .mlmodel; an ExecuTorch
+    .pte: what its XNNPACK delegate runs and what is left on portable CPU kernels).
 
     \b
     Examples:
       pocketgan inspect vintage --size 256
-      pocketgan inspect student:patch-resnet --width 48 --json
+      pocketgan inspect student:patch-resnet --width 48 --json -
+      pocketgan inspect dist/student.int8.tflite --json - | jq .inputs
       pocketgan inspect dist/student.int8.pte
     """
     kwargs = {"width": width} if width is not None else {}
     info = inspect_model(model, size=size, weights=weights, **kwargs)
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
+    if json_target:
+        console.emit_json(json_target, info)
+        if json_target == "-":
+            return
+    if "inputs" in info:
+        _print_artifact(info)
         return
     macs = info["macs"]
     click.echo(f"model      {info['model']}")
@@ -112,3 +134,45 @@ def inspect_command(model: str, size: int, width: int | None, weights: str | Non
         click.echo(f"summary    {info['summary']}")
     for fmt, verdict in info["exporters"].items():
         click.echo(f"{fmt:<10} {verdict}")
+
+
+def _tensor_line(tensor: dict[str, Any]) -> str:
+    quantization = f" q{tensor['quantization']}" if tensor.get("quantization") else ""
+    return (
+        f"{tensor['name']} {tensor['shape']} {tensor['dtype']} {tensor.get('layout') or '?'} "
+        f"range {tensor.get('range')}{quantization}"
+    )
+
+
+def _print_artifact(info: dict[str, Any]) -> None:
+    """The artifact description as aligned lines."""
+    parity = info["parity"]
+    macs = info["macs"]
+    rows = [
+        ("artifact", info["model"]),
+        ("format", f"{info['format']} {info['precision']}, {info['size_bytes'] / 1e6:.2f} MB"),
+        *[("input", _tensor_line(t)) for t in info["inputs"]],
+        *[("output", _tensor_line(t)) for t in info["outputs"]],
+        ("MACs", f"{macs / 1e9:.3f} G ({info['mac_method']})" if macs else "unknown"),
+        (
+            "ops",
+            ", ".join(f"{k} x{v}" for k, v in info["ops"].items())
+            if isinstance(info["ops"], dict)
+            else info["ops"],
+        ),
+        (
+            "op kinds",
+            ", ".join(f"{v} {k}" for k, v in info["op_kinds"].items())
+            if isinstance(info["op_kinds"], dict)
+            else info["op_kinds"],
+        ),
+        (
+            "parity",
+            f"{parity.get('psnr_db')} dB vs {parity.get('reference')}, passed {parity.get('passed')}, "
+            f"{parity.get('verified_by')}"
+            if isinstance(parity, dict)
+            else parity,
+        ),
+    ]
+    for key, value in rows:
+        click.echo(f"{key:<10} {value}")

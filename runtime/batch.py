@@ -3,7 +3,7 @@ clobbering a file (torch-free).
 
 Naming: an output mirrors its input's path relative to the folder argument it came from (a glob's folder is
 the part before its first wildcard); a file argument keeps its name. Outputs that would still share a name
-(three `x.jpg` from three folders, or `a.jpg` and `a.png` in one) get `-2`, `-3`, ... before the suffix, in
+(three `x.jpg` from three folders, or `a.png` and `a.webp` in one) get `-2`, `-3`, ... before the suffix, in
 argument order, skipping names that another input has by right; names that differ only in case count as
 the same, so outputs stay distinct on macOS and Windows disks too.
 
@@ -21,17 +21,23 @@ from __future__ import annotations
 import glob
 import os
 import sys
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from PIL import Image
 
 from pocketgan.errors import ImageLoadError, PocketGANError
-
-if TYPE_CHECKING:
-    from pocketgan.runtime.provenance import ProvenanceLabel
+from pocketgan.images import read_photo
+from pocketgan.manifest import remove_stale_temps
+from pocketgan.runtime.provenance import ProvenanceLabel, write_image
 
 GLOB_CHARS = "*?["
+# What a broken input or a failed write raises: reported on one line, the run goes on.
+RUN_ERRORS = (PocketGANError, OSError, ValueError, MemoryError, Image.DecompressionBombError)
+WRITES_IN_FLIGHT = 2  # outputs handed to the writer thread and not yet written (memory: two images)
+JPEG_SUFFIXES = (".jpg", ".jpeg")
 EXISTS = "exists"
 IS_INPUT = "input file"
 
@@ -57,7 +63,7 @@ class Inputs:
 class WriteOptions:
     """How outputs are written: format, provenance label, and what may be replaced or kept."""
 
-    fmt: str = "png"
+    fmt: str | None = None  # None: by the output's suffix (output_name)
     label: ProvenanceLabel | None = None  # None: no AI-generated label
     overwrite: bool = False
     in_place: bool = False
@@ -85,12 +91,31 @@ class RunReport:
             parts.append(f"{len(self.unsupported)} not images (not run)")
         return ", ".join(parts) + f" ({backend})"
 
+    def to_json(self) -> dict:
+        """The run as JSON-able lists: written outputs, skipped and failed inputs (with why), and the rest."""
+        return {
+            "written": [str(path) for path in self.written],
+            "skipped": [{"input": str(source), "reason": reason} for source, reason in self.skipped],
+            "failed": [{"input": source, "error": error} for source, error in self.failed],
+            "first_frame_only": [{"input": str(source), "frames": n} for source, n in self.first_frame_only],
+            "not_images": [str(path) for path in self.unsupported],
+        }
+
+
+def output_name(path: Path, fmt: str | None) -> Path:
+    """`path` with the output's suffix: `.fmt` when a format is chosen; else a JPEG stays a JPEG (written
+    at quality 95, far quicker to encode than PNG) and anything else becomes PNG (lossless)."""
+    if fmt:
+        return path.with_suffix(f".{fmt}")
+    suffix = path.suffix.lower()
+    return path.with_suffix(suffix if suffix in JPEG_SUFFIXES else ".png")
+
 
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _folder_jobs(folder: Path, base: Path, outdir: Path, fmt: str) -> Inputs:
+def _folder_jobs(folder: Path, base: Path, outdir: Path, fmt: str | None) -> Inputs:
     from pocketgan.images import scan_folder
 
     outdir, resolved_folder = outdir.resolve(), folder.resolve()
@@ -101,7 +126,7 @@ def _folder_jobs(folder: Path, base: Path, outdir: Path, fmt: str) -> Inputs:
     found = Inputs()
     for path in images:
         if excluded is None or not _inside(path.resolve(), excluded):
-            found.jobs.append(Job(path, path.relative_to(base).with_suffix(f".{fmt}")))
+            found.jobs.append(Job(path, output_name(path.relative_to(base), fmt)))
     found.unsupported = [p for p in others if excluded is None or not _inside(p.resolve(), excluded)]
     return found
 
@@ -123,15 +148,16 @@ def _add(found: Inputs, more: Inputs) -> None:
     found.unsupported += more.unsupported
 
 
-def collect_jobs(inputs: tuple[str, ...], outdir: Path, fmt: str) -> Inputs:
-    """Expand files, folders (recursive) and globs into jobs with distinct output names (module docstring)."""
+def collect_jobs(inputs: tuple[str, ...], outdir: Path, fmt: str | None = None) -> Inputs:
+    """Expand files, folders (recursive) and globs into jobs with distinct output names (module docstring);
+    outputs are `fmt` files, or follow their input when `fmt` is None (output_name)."""
     found = Inputs()
     for text in inputs:
         path = Path(text)
         if path.is_dir():
             _add(found, _folder_jobs(path, path, Path(outdir), fmt))
         elif path.exists():
-            found.jobs.append(Job(path, Path(path.name).with_suffix(f".{fmt}")))
+            found.jobs.append(Job(path, output_name(Path(path.name), fmt)))
         elif any(char in text for char in GLOB_CHARS):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
             if not matches:
@@ -141,7 +167,7 @@ def collect_jobs(inputs: tuple[str, ...], outdir: Path, fmt: str) -> Inputs:
                 if match.is_dir():
                     _add(found, _folder_jobs(match, base, Path(outdir), fmt))
                 else:
-                    found.jobs.append(Job(match, match.relative_to(base).with_suffix(f".{fmt}")))
+                    found.jobs.append(Job(match, output_name(match.relative_to(base), fmt)))
         else:
             found.failures.append((text, "no such file or folder"))
     found.jobs = unique_outputs(found.jobs)
@@ -212,48 +238,66 @@ class _Run:
 
 
 def process(session, inputs: Inputs, outdir: Path, options: WriteOptions) -> RunReport:
-    """Run every job; a broken input is reported on one line and skipped, the rest still run."""
-    from PIL import Image
+    """Run every job; a broken input is reported on one line and skipped, the rest still run.
 
-    from pocketgan.manifest import remove_stale_temps
-
+    Outputs are encoded and written on one writer thread while the model runs on the next photo (the
+    encoder and fsync release the GIL), at most WRITES_IN_FLIGHT at a time; the report keeps job order.
+    """
     for folder in sorted({(outdir / job.output).parent for job in inputs.jobs}):
         remove_stale_temps(folder)  # what a run killed mid-write left behind
     run = _Run(inputs.jobs, inputs.unsupported)
-    for job in run.progress:
-        destination = outdir / job.output
-        destination_id = _file_id(destination)
-        own_input = destination_id is not None and destination_id == _file_id(job.source)
-        replace = options.overwrite or own_input
-        if destination_id in run.input_ids and not own_input:
-            run.skip(job, destination, IS_INPUT, "is another input file of this run")
-        elif own_input and not options.in_place:
-            run.skip(job, destination, IS_INPUT, "is its input file (use --in-place to replace it)")
-        elif destination.is_dir():
-            run.fail(job, IsADirectoryError(f"{destination} is a folder"))
-        elif destination.exists() and not replace:
-            run.skip(job, destination, EXISTS)  # checked before the model runs: a rerun resumes cheaply
-        else:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pocketgan-write") as writer:
+        pending: deque[tuple[Job, Path, int, Future]] = deque()
+        for job in run.progress:
+            destination = outdir / job.output
+            replace = _check(job, destination, options, run)
+            if replace is None:
+                continue
             try:
-                _run_one(session, job, destination, options, replace, run)
-            except FileExistsError:
-                run.skip(job, destination, EXISTS)  # another process wrote it since the check above
-            except (PocketGANError, OSError, ValueError, MemoryError, Image.DecompressionBombError) as exc:
+                photo = read_photo(job.source)
+                result = session.run(photo.pixels)
+            except RUN_ERRORS as exc:
                 run.fail(job, exc)
-            else:
-                run.report.written.append(destination)
+                continue
+            exif = None if options.strip_metadata else photo.exif
+            write = writer.submit(write_image, result, destination, options.label, options.fmt, exif, replace)
+            pending.append((job, destination, photo.frames, write))
+            while len(pending) >= WRITES_IN_FLIGHT:
+                _settle(run, *pending.popleft())
+        while pending:
+            _settle(run, *pending.popleft())
     run.progress.close()
     return run.report
 
 
-def _run_one(session, job: Job, destination: Path, options: WriteOptions, replace: bool, run: _Run) -> None:
-    from pocketgan.images import read_photo
-    from pocketgan.runtime.provenance import write_image
+def _check(job: Job, destination: Path, options: WriteOptions, run: _Run) -> bool | None:
+    """Whether the job may replace its destination (False: create only), or None when it is skipped."""
+    destination_id = _file_id(destination)
+    own_input = destination_id is not None and destination_id == _file_id(job.source)
+    replace = options.overwrite or own_input
+    if destination_id in run.input_ids and not own_input:
+        run.skip(job, destination, IS_INPUT, "is another input file of this run")
+    elif own_input and not options.in_place:
+        run.skip(job, destination, IS_INPUT, "is its input file (use --in-place to replace it)")
+    elif destination.is_dir():
+        run.fail(job, IsADirectoryError(f"{destination} is a folder"))
+    elif destination.exists() and not replace:
+        run.skip(job, destination, EXISTS)  # checked before the model runs: a rerun resumes cheaply
+    else:
+        return replace
+    return None
 
-    photo = read_photo(job.source)
-    result = session.run(photo.pixels)
-    exif = None if options.strip_metadata else photo.exif
-    write_image(result, destination, options.label, options.fmt, exif=exif, replace=replace)
-    if photo.frames > 1:
-        run.report.first_frame_only.append((job.source, photo.frames))
-        run.say(f"notice: {job.source}: animated; only the first frame of {photo.frames} was run")
+
+def _settle(run: _Run, job: Job, destination: Path, frames: int, write: Future) -> None:
+    """Record how one output's write ended."""
+    try:
+        write.result()
+    except FileExistsError:
+        run.skip(job, destination, EXISTS)  # another process wrote it since the check
+    except RUN_ERRORS as exc:
+        run.fail(job, exc)
+    else:
+        run.report.written.append(destination)
+        if frames > 1:
+            run.report.first_frame_only.append((job.source, frames))
+            run.say(f"notice: {job.source}: animated; only the first frame of {frames} was run")

@@ -5,11 +5,12 @@ Example: pocketgan run dist/student.fp32.onnx photos/ portrait.jpg -o out/ --for
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
-from pocketgan import runtime
+from pocketgan import artifacts, console, runtime
 from pocketgan.runtime.batch import WriteOptions, collect_jobs, process
 from pocketgan.runtime.provenance import ProvenanceLabel
 
@@ -24,7 +25,7 @@ def _list_backends(ctx, param, value):
 
 
 @click.command(name="run")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option(
     "-o",
@@ -46,9 +47,8 @@ def _list_backends(ctx, param, value):
     "--format",
     "fmt",
     type=click.Choice(["png", "jpg"]),
-    default="png",
-    show_default=True,
-    help="Output image format.",
+    default=None,
+    help="Output image format [follows the input: a JPEG gives a JPEG (quality 95), anything else PNG].",
 )
 @click.option(
     "--no-label",
@@ -78,11 +78,33 @@ def _list_backends(ctx, param, value):
     callback=_list_backends,
     help="Print each runtime backend and whether it can run here, then exit.",
 )
+@artifacts.artifact_options
+@console.json_option("the run's summary (written, skipped and failed files, timing)")
 @click.pass_context
-def run_command(ctx, model, inputs, outdir, backend, threads, providers, fmt, no_label, **writing):
-    """Run MODEL (.onnx, .tflite, .mlpackage, .pte) on INPUT photos, folders (recursive) or globs.
+def run_command(
+    ctx,
+    model,
+    inputs,
+    outdir,
+    backend,
+    threads,
+    providers,
+    fmt,
+    no_label,
+    artifact_format,
+    artifact_precision,
+    json_target,
+    **writing,
+):
+    """Run MODEL (.onnx, .tflite, .mlpackage, .pte, a zoo name or a .pt student) on INPUT photos, folders or globs.
 
     Every backend runs without torch but "executorch" (.pte), whose Python runtime links libtorch.
+
+    \b
+    MODEL may be a zoo name (vintage-mobile) or a student checkpoint (.pt): it is exported once (fp32
+    ONNX unless --artifact-format/--precision say otherwise) into $POCKETGAN_CACHE or
+    ~/.cache/pocketgan/artifacts, with a note; an install without the exporters prints the
+    `pocketgan export` command to run instead (exit 2).
 
     \b
     Outputs have the input's size and its path relative to the folder (or the glob's folder) it came
@@ -108,13 +130,16 @@ def run_command(ctx, model, inputs, outdir, backend, threads, providers, fmt, no
 
     \b
     Examples:
-      pocketgan run dist/student.fp32.onnx photo.jpg -o out/
+      pocketgan run vintage-mobile photo.jpg -o out/
+      pocketgan run dist/student.fp32.onnx photo.jpg -o out/ --json - > summary.json
       pocketgan run dist/student.int8.tflite photos/ "more/*.png" -o out/ --threads 2 --format jpg
       pocketgan run dist/student.fp32.onnx photos/ -o photos/ --format jpg --in-place   # replaces .jpg originals
     """
     runtime.keep_freed_memory()  # the resize buffers of one photo are reused for the next, not re-faulted
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
-    session = runtime.load(model, backend=backend, threads=threads, providers=provider_list)
+    artifact = artifacts.resolve_model(model, artifact_format, artifact_precision)
+    started = time.perf_counter()
+    session = runtime.load(artifact, backend=backend, threads=threads, providers=provider_list)
     inputs = collect_jobs(inputs, outdir, fmt)
     for text, reason in inputs.failures:
         click.echo(f"error: {text}: {reason}", err=True)
@@ -124,8 +149,15 @@ def run_command(ctx, model, inputs, outdir, backend, threads, providers, fmt, no
         click.echo(
             f"note: {len(inputs.unsupported)} files are not images and were not run: {names}{more}", err=True
         )
-    label = None if no_label else ProvenanceLabel(session.sha256, Path(model).name)
+    label = None if no_label else ProvenanceLabel(session.sha256, artifact.name)
     report = process(session, inputs, outdir, WriteOptions(fmt, label, **writing))
     report.failed[:0] = inputs.failures
-    click.echo(report.summary(outdir, session.backend))
+    seconds = time.perf_counter() - started
+    console.say(report.summary(outdir, session.backend), json_target)
+    console.emit_json(
+        json_target,
+        {"model": str(model), "artifact": str(artifact), "backend": session.backend, "out": str(outdir)}
+        | report.to_json()
+        | {"seconds": round(seconds, 3)},
+    )
     ctx.exit(2 if report.failed else 0)

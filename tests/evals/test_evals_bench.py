@@ -28,7 +28,8 @@ def test_bench_json_has_every_key(artifacts_dir, tmp_path):
     assert ROW_KEYS | MEASURED_KEYS <= set(row), set(ROW_KEYS | MEASURED_KEYS) - set(row)
     assert row["status"] == "ok" and row["backend"] == "onnxruntime"
     assert set(row["latency_ms"]) >= {"p50", "p90", "p99", "mean"}
-    assert row["latency_ms"]["p50"] <= row["latency_ms"]["p90"] <= row["latency_ms"]["p99"]
+    assert row["latency_ms"]["p50"] <= row["latency_ms"]["max"]
+    assert row["latency_ms"]["p90"] is None and row["latency_ms"]["p99"] is None  # 5 samples: too few
     assert row["peak_rss_mb"] > 10 and row["size_bytes"] == model.stat().st_size
     assert row["torch_loaded"] is False  # the worker measures a torch-free process
 

@@ -44,7 +44,7 @@ def test_bench_lists_pte_rows_beside_onnx(pte_dir, tmp_path):
         row = rows[name]
         assert row["status"] == "ok" and row["backend"] == "executorch", row
         assert (row["format"], row["precision"]) == ("executorch", name.split(".")[1])
-        assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"] and row["peak_rss_mb"] > 10
+        assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["max"] and row["peak_rss_mb"] > 10
         assert row["torch_loaded"] is True  # the one backend that needs torch
     assert rows["student.fp32.onnx"]["torch_loaded"] is False
 

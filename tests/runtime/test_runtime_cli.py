@@ -44,7 +44,9 @@ def run_cli(capsys, *args):
 
 def test_broken_folder_processes_the_rest_and_exits_2(tiny_onnx, photo_folder, tmp_path, capsys):
     out = tmp_path / "out"
-    code, stdout, stderr = run_cli(capsys, tiny_onnx, photo_folder, "-o", out, "--threads", 1)
+    code, stdout, stderr = run_cli(
+        capsys, tiny_onnx, photo_folder, "-o", out, "--threads", 1, "--format", "png"
+    )
     assert code == 2
     assert "Traceback" not in stderr + stdout
     error_lines = [line for line in stderr.splitlines() if line.startswith("error:")]
@@ -61,7 +63,7 @@ def test_broken_folder_processes_the_rest_and_exits_2(tiny_onnx, photo_folder, t
 
 def test_exif_rotated_photo_comes_out_upright(tiny_onnx, photo_folder, tmp_path, capsys):
     out = tmp_path / "out"
-    run_cli(capsys, tiny_onnx, photo_folder / "rotated.jpg", "-o", out)
+    run_cli(capsys, tiny_onnx, photo_folder / "rotated.jpg", "-o", out, "--format", "png")
     upright = upright_test_image()
     result = np.asarray(Image.open(out / "rotated.png")).astype(float)
     assert result.shape == upright.shape  # 40 x 24: the stored 24 x 40 pixels were turned
@@ -113,7 +115,9 @@ def test_existing_outputs_are_skipped_unless_overwrite(tiny_onnx, photo_folder, 
 def test_globs_and_missing_inputs(tiny_onnx, photo_folder, tmp_path, capsys):
     out = tmp_path / "out"
     pattern = str(photo_folder / "g*.*")
-    code, stdout, stderr = run_cli(capsys, tiny_onnx, pattern, tmp_path / "missing.jpg", "-o", out)
+    code, stdout, stderr = run_cli(
+        capsys, tiny_onnx, pattern, tmp_path / "missing.jpg", "-o", out, "--format", "png"
+    )
     assert code == 2
     assert sorted(p.name for p in out.iterdir()) == ["good.png", "gray.png"]
     assert "missing.jpg: no such file or folder" in stderr
@@ -169,7 +173,7 @@ def test_display_p3_photo_comes_out_with_srgb_colours(tiny_onnx, tmp_path, capsy
     Image.fromarray(photo).save(tmp_path / "srgb.png")
     p3_path = p3_jpeg(photo, display_p3_profile, tmp_path / "p3.jpg")
     out = tmp_path / "out"
-    code, stdout, _ = run_cli(capsys, tiny_onnx, tmp_path / "srgb.png", p3_path, "-o", out)
+    code, stdout, _ = run_cli(capsys, tiny_onnx, tmp_path / "srgb.png", p3_path, "-o", out, "--format", "png")
     assert code == 0 and "2 written" in stdout
     reference = np.asarray(Image.open(out / "srgb.png")).astype(float)
     managed = np.abs(np.asarray(Image.open(out / "p3.png")).astype(float) - reference)
