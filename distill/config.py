@@ -58,7 +58,7 @@ class DistillConfig:
     `ema_decay` > 0 keeps an exponential moving average of the student's weights; that average is what
     is evaluated and saved as best.pt. `average_every` > 0 also keeps a uniform average of those weights,
     sampled every `average_every` steps from `average_from` x steps on (stochastic weight averaging): it is
-    evaluated at the end and saved as average.pt, a student chosen without looking at the held-out images.
+    evaluated at the end and saved as average.pt, a student chosen without looking at the validation images.
     """
 
     # What to distill
@@ -68,13 +68,18 @@ class DistillConfig:
     width: int = 48
     student_kwargs: dict[str, Any] = field(default_factory=dict)
     init_checkpoint: str | None = None
-    # Data: `data` is a folder of the user's images (None: the embedded set), `pool_size` training images
-    # are drawn from it with seeded augmentation; the teacher runs on each whole image (never on crops).
+    # Data: `data` is a folder (recursive) or glob of the user's images (None: the embedded set's train
+    # split), `pool_size` training images per phase are drawn from it: multi-scale random crops (side a
+    # log-uniform fraction in `crop_scale` of the photo's short side), colour-augmented; the teacher runs
+    # on each crop as a whole image. Validation (best.pt) always uses the embedded validation split.
     data: str | None = None
     pool_size: int = 160
     synthetic_fraction: float = 0.25
     # of the synthetic images, the share that are colour portraits instead of dead leaves (embedded set only)
     portrait_fraction: float = 0.0
+    # of the other images, the share that are scikit-image's grayscale LFW faces (embedded set only)
+    face_fraction: float = 0.5
+    crop_scale: tuple[float, float] = (0.5, 1.0)
     augment_strength: float = 1.0
     # Schedule
     size: int = 256
@@ -129,6 +134,7 @@ class DistillConfig:
         fractions = (
             "synthetic_fraction",
             "portrait_fraction",
+            "face_fraction",
             "lr_min_ratio",
             "adversarial_from",
             "ema_decay",
@@ -149,6 +155,11 @@ class DistillConfig:
         bad = {k: v for k, v in self.pixel_loss.items() if not isinstance(v, int | float) or v < 0}
         if bad:
             raise UsageError(f"pixel_loss weights must be numbers >= 0, got {bad}")
+        if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            raise UsageError(
+                f"crop_scale must be [low, high] with 0 < low <= high <= 1, got {self.crop_scale}"
+            )
+        object.__setattr__(self, "crop_scale", tuple(float(v) for v in self.crop_scale))
         self._check_size_schedule()
         for pair in self.feature_layers:
             if len(pair) != 2 or not all(isinstance(name, str) and name for name in pair):
@@ -202,6 +213,7 @@ class DistillConfig:
         data = self.to_dict()
         for key in ("size_schedule", "feature_layers"):
             data[key] = [list(p) for p in data[key]]
+        data["crop_scale"] = list(data["crop_scale"])
         return dumps_toml(data)
 
 

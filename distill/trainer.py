@@ -24,13 +24,12 @@ import numpy as np
 import torch
 
 from pocketgan.checkpoint import save_checkpoint
-from pocketgan.data import heldout_images
+from pocketgan.data import split_images
 from pocketgan.distill import runfolder
 from pocketgan.distill.cache import TeacherOutputCache
 from pocketgan.distill.config import DistillConfig, save_resolved_config
 from pocketgan.distill.data import epoch_order, pool_seed, shard, training_pool
 from pocketgan.distill.distributed import DistributedContext, context_from_env
-from pocketgan.distill.heldout import evaluate_student, student_checkpoint
 from pocketgan.distill.losses import (
     build_pixel_loss,
     discriminator_input,
@@ -45,6 +44,7 @@ from pocketgan.distill.parts import (
     student_forward,
     teacher_features,
 )
+from pocketgan.distill.validation import evaluate_student, student_checkpoint
 from pocketgan.errors import CheckFailed, UsageError
 from pocketgan.flops import MAC_METHOD, count_macs, count_params
 from pocketgan.images import to_nchw
@@ -52,8 +52,16 @@ from pocketgan.models import build
 from pocketgan.models.teacher import Teacher, load_teacher
 
 log = logging.getLogger(__name__)
-HELDOUT_SEED = 0  # cache key of the held-out portraits (they are never augmented)
-AVERAGE_LOG_KEYS = ("averaged_checkpoints", "heldout_psnr_db", "heldout_ssim")  # final line: average_*
+VALIDATION_SEED = 0  # cache key of the validation photos (they are never augmented)
+SUMMARY_KEYS = (
+    "validation_psnr_db",
+    "validation_ssim",
+    "validation_identity_psnr_db",
+    "validation_gain_db",
+    "validation_below_baseline",
+    "validation_per_image",
+)
+AVERAGE_LOG_KEYS = ("averaged_checkpoints", *SUMMARY_KEYS)  # final line: average_*
 
 
 @dataclass
@@ -161,7 +169,7 @@ class _Run:
         self.best_psnr: float | None = None
         self.last_eval: dict[str, Any] = {}
         self.good_state: dict[str, Any] | None = None
-        self.heldout: tuple[list[str], torch.Tensor, torch.Tensor] | None = None
+        self.validation: tuple[list[str], torch.Tensor, torch.Tensor] | None = None
         self.macs: int | None = None
         self.phase_data: tuple[int, torch.Tensor, torch.Tensor] | None = None
         self.last_speed: float | None = None
@@ -247,17 +255,18 @@ class _Run:
         with tqdm(total=len(images), desc=label, disable=not show, leave=False) as bar:
             return self.cache.outputs(self.teacher, images, size, seed, self.config.teacher_batch, bar.update)
 
-    def _heldout(self):
-        if self.heldout is None:
-            named = heldout_images(self.config.size)
+    def _validation(self):
+        """The validation split at the training size, and the teacher's outputs on it (never the test split)."""
+        if self.validation is None:
+            named = split_images("validation", self.config.size)
             images = [image for _, image in named]
-            targets = self._teacher_outputs(images, self.config.size, HELDOUT_SEED, "teacher held-out")
-            self.heldout = (
+            targets = self._teacher_outputs(images, self.config.size, VALIDATION_SEED, "teacher validation")
+            self.validation = (
                 [n for n, _ in named],
                 torch.from_numpy(to_nchw(images)),
                 torch.from_numpy(targets),
             )
-        return self.heldout
+        return self.validation
 
     # ---- training ------------------------------------------------------------------------------------
     def train(self, resume: bool) -> DistillResult:
@@ -478,29 +487,29 @@ class _Run:
 
     # ---- evaluation and logging ----------------------------------------------------------------------
     def _evaluate(self) -> dict[str, Any]:
-        """Held-out PSNR/SSIM vs the teacher (rank 0), a sample grid and best.pt when it improved."""
+        """Validation PSNR/SSIM vs the teacher (rank 0), a sample grid and best.pt when the mean validation
+        PSNR improved."""
         if not self.context.is_main:
             return {}
-        names, inputs, targets = self._heldout()
+        names, inputs, targets = self._validation()
         metrics, outputs = evaluate_student(self._eval_model(), names, inputs, targets, self.device)
         self.last_eval = {"step": self.step, **metrics}
         rows = list(zip(inputs.numpy(), targets.numpy(), outputs, strict=True))
         runfolder.save_sample_grid(self.out / runfolder.SAMPLES_DIR / f"step_{self.step:06d}.png", rows)
-        psnr = metrics["heldout_psnr_db"]
+        psnr = metrics["validation_psnr_db"]
         if math.isfinite(psnr) and (self.best_psnr is None or psnr > self.best_psnr):
             self.best_psnr = psnr
             self._save_best()
         return self._eval_summary()
 
     def _eval_summary(self) -> dict[str, Any]:
-        keys = ("heldout_psnr_db", "heldout_ssim", "identity_psnr_db")
-        return {k: self.last_eval[k] for k in keys if k in self.last_eval}
+        return {k: self.last_eval[k] for k in SUMMARY_KEYS if k in self.last_eval}
 
     def _save_average(self) -> dict[str, Any]:
-        """Evaluate the weight average on the held-out images and save it as average.pt (rank 0)."""
+        """Evaluate the weight average on the validation images and save it as average.pt (rank 0)."""
         if self.average is None or not self.average_count or not self.context.is_main:
             return {}
-        names, inputs, targets = self._heldout()
+        names, inputs, targets = self._validation()
         metrics, _ = evaluate_student(self.average, names, inputs, targets, self.device)
         metrics = {"step": self.step, "averaged_checkpoints": self.average_count, **metrics}
         self._save_student(self.average, metrics, runfolder.AVERAGE_CHECKPOINT)
@@ -526,6 +535,6 @@ class _Run:
         self.last_speed = record.get("images_per_s", self.last_speed)
         if self.last_speed:
             postfix["img/s"] = f"{self.last_speed:.1f}"
-        if "heldout_psnr_db" in self.last_eval:
-            postfix["psnr"] = f"{self.last_eval['heldout_psnr_db']:.2f}dB"
+        if "validation_gain_db" in self.last_eval:
+            postfix["val"] = f"{self.last_eval['validation_gain_db']:+.2f}dB"
         return postfix

@@ -26,11 +26,33 @@ def test_a_few_steps_lower_the_loss_and_write_the_run_folder(tiny_config):
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000020.png", "step_000040.png"]
     student, payload = load_student(out / "best.pt")
     assert payload["student"] == "mobile-resnet" and payload["student_kwargs"]["width"] == 4
-    assert payload["metrics"]["heldout_psnr_db"] == pytest.approx(result.best_psnr_db)
+    assert payload["metrics"]["validation_psnr_db"] == pytest.approx(result.best_psnr_db)
     assert payload["metrics"]["macs"] > 0
     assert student(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
     state = load_checkpoint(out / "last.pt")  # weights_only=True under the hood
     assert state["step"] == 40 and isinstance(state["rng"]["torch"], torch.Tensor)
+
+
+def test_best_checkpoint_is_chosen_on_validation_images_only(tiny_config, monkeypatch):
+    """Instrument the one reader of validation/test photos: a run (evaluations, best.pt, average.pt) reads
+    every validation photo and no test photo; metrics.jsonl carries validation figures and the baseline."""
+    from pocketgan.data import photos
+
+    read = []
+    original = photos._read_split_file
+    monkeypatch.setattr(photos, "_read_split_file", lambda path: read.append(path) or original(path))
+    photos._split_photo.cache_clear()
+    result = distill(tiny_config(steps=8, eval_every=4, average_every=2))
+    validation = {p.path() for p in photos.split_photos("validation")}
+    test = {p.path() for p in photos.split_photos("test")}
+    assert set(read) == validation and not set(read) & test
+    final = read_metrics(result.out)[-1]
+    assert set(final["validation_per_image"]) == {p.name for p in photos.split_photos("validation")}
+    assert final["validation_gain_db"] == pytest.approx(
+        final["validation_psnr_db"] - final["validation_identity_psnr_db"]
+    )
+    assert 0 <= final["validation_below_baseline"] <= len(validation)
+    assert load_student(result.out / "best.pt")[1]["metrics"]["validation_psnr_db"] == result.best_psnr_db
 
 
 def test_second_run_never_recomputes_the_teacher(tiny_config, tmp_path, monkeypatch):
@@ -198,4 +220,4 @@ def test_weight_average_is_the_mean_of_the_sampled_weights(tiny_config, tmp_path
             torch.testing.assert_close(tensor, expected, rtol=0, atol=1e-6, msg=key)
     final = read_metrics(result.out)[-1]
     assert final["final"] is True and final["average_averaged_checkpoints"] == 3
-    assert final["average_heldout_psnr_db"] == pytest.approx(result.average_metrics["heldout_psnr_db"])
+    assert final["average_validation_psnr_db"] == pytest.approx(result.average_metrics["validation_psnr_db"])
