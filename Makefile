@@ -7,7 +7,10 @@ STAMP := $(VENV)/.pocketgan-installed
 TORCH_PIP_FLAGS ?=
 export PYTHONHASHSEED := 0
 
-.PHONY: install demo test test-all bench lint fmt clean student
+.PHONY: install demo test test-all bench lint fmt clean student data
+
+# The training photos of the embedded set (pocketgan/data/photos.toml): two Debian wallpaper packages.
+WALLPAPER_PACKAGES := plasma-workspace-wallpapers lomiri-wallpapers-20.04
 
 install: $(STAMP)
 
@@ -32,7 +35,19 @@ test-all: install
 bench: install
 	$(BIN)/pocketgan bench dist/*.onnx dist/*.tflite --threads 2
 
+# Install the training photos with apt where we can, say what to do where we cannot, then check them.
+data: install
+	@if $(BIN)/python -m pocketgan.data.photos >/dev/null 2>&1; then echo "training photos already present"; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "no apt-get here: install the Debian/Ubuntu packages $(WALLPAPER_PACKAGES) on a Debian-like system"; \
+		echo "and copy /usr/share/wallpapers and /usr/share/backgrounds, or train with --data DIR"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get install -y --no-install-recommends $(WALLPAPER_PACKAGES); \
+	elif command -v sudo >/dev/null; then sudo apt-get install -y --no-install-recommends $(WALLPAPER_PACKAGES); \
+	else echo "run as root: apt-get install $(WALLPAPER_PACKAGES)"; fi
+	$(BIN)/python -m pocketgan.data.photos
+
 student: install
+	$(BIN)/python -m pocketgan.data.photos
 	$(BIN)/pocketgan distill --config recipes/vintage.toml --out runs/vintage-student --resume
 	$(BIN)/python -m pocketgan.distill.ship runs/vintage-student pocketgan/zoo/vintage-mobile
 

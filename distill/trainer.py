@@ -44,7 +44,7 @@ from pocketgan.distill.parts import (
     student_forward,
     teacher_features,
 )
-from pocketgan.distill.validation import evaluate_student, student_checkpoint
+from pocketgan.distill.validation import baseline_scores, evaluate_student, student_checkpoint
 from pocketgan.errors import CheckFailed, UsageError
 from pocketgan.flops import MAC_METHOD, count_macs, count_params
 from pocketgan.images import to_nchw
@@ -53,13 +53,23 @@ from pocketgan.models.teacher import Teacher, load_teacher
 
 log = logging.getLogger(__name__)
 VALIDATION_SEED = 0  # cache key of the validation photos (they are never augmented)
-SUMMARY_KEYS = (
-    "validation_psnr_db",
-    "validation_ssim",
-    "validation_identity_psnr_db",
-    "validation_gain_db",
-    "validation_below_baseline",
-    "validation_per_image",
+SUMMARY_KEYS = tuple(
+    f"validation_{key}"
+    for key in (
+        "psnr_db",
+        "ssim",
+        "grade_de2000",
+        "texture_swd",
+        "detail_energy_db",
+        "identity_psnr_db",
+        "identity_ssim",
+        "identity_grade_de2000",
+        "identity_texture_swd",
+        "identity_detail_energy_db",
+        "gain_db",
+        "below_baseline",
+        "per_image",
+    )
 )
 AVERAGE_LOG_KEYS = ("averaged_checkpoints", *SUMMARY_KEYS)  # final line: average_*
 
@@ -169,7 +179,7 @@ class _Run:
         self.best_psnr: float | None = None
         self.last_eval: dict[str, Any] = {}
         self.good_state: dict[str, Any] | None = None
-        self.validation: tuple[list[str], torch.Tensor, torch.Tensor] | None = None
+        self.validation: tuple[list[str], torch.Tensor, torch.Tensor, dict] | None = None
         self.macs: int | None = None
         self.phase_data: tuple[int, torch.Tensor, torch.Tensor] | None = None
         self.last_speed: float | None = None
@@ -261,11 +271,9 @@ class _Run:
             named = split_images("validation", self.config.size)
             images = [image for _, image in named]
             targets = self._teacher_outputs(images, self.config.size, VALIDATION_SEED, "teacher validation")
-            self.validation = (
-                [n for n, _ in named],
-                torch.from_numpy(to_nchw(images)),
-                torch.from_numpy(targets),
-            )
+            names, inputs = [n for n, _ in named], to_nchw(images)
+            baseline = baseline_scores(names, inputs, targets)  # doing nothing, scored once
+            self.validation = (names, torch.from_numpy(inputs), torch.from_numpy(targets), baseline)
         return self.validation
 
     # ---- training ------------------------------------------------------------------------------------
@@ -491,8 +499,8 @@ class _Run:
         PSNR improved."""
         if not self.context.is_main:
             return {}
-        names, inputs, targets = self._validation()
-        metrics, outputs = evaluate_student(self._eval_model(), names, inputs, targets, self.device)
+        names, inputs, targets, baseline = self._validation()
+        metrics, outputs = evaluate_student(self._eval_model(), names, inputs, targets, self.device, baseline)
         self.last_eval = {"step": self.step, **metrics}
         rows = list(zip(inputs.numpy(), targets.numpy(), outputs, strict=True))
         runfolder.save_sample_grid(self.out / runfolder.SAMPLES_DIR / f"step_{self.step:06d}.png", rows)
@@ -509,8 +517,8 @@ class _Run:
         """Evaluate the weight average on the validation images and save it as average.pt (rank 0)."""
         if self.average is None or not self.average_count or not self.context.is_main:
             return {}
-        names, inputs, targets = self._validation()
-        metrics, _ = evaluate_student(self.average, names, inputs, targets, self.device)
+        names, inputs, targets, baseline = self._validation()
+        metrics, _ = evaluate_student(self.average, names, inputs, targets, self.device, baseline)
         metrics = {"step": self.step, "averaged_checkpoints": self.average_count, **metrics}
         self._save_student(self.average, metrics, runfolder.AVERAGE_CHECKPOINT)
         return metrics

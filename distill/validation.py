@@ -22,28 +22,43 @@ def image_metrics(target: np.ndarray, output: np.ndarray) -> dict[str, float]:
     return {"psnr_db": psnr(output, target), "ssim": ssim(output, target)}
 
 
+def pair_scores(target: np.ndarray, output: np.ndarray) -> dict[str, float]:
+    """PSNR, SSIM, colour-grade error and texture statistics of `output` against `target` (3, H, W)."""
+    from pocketgan.evals.grade_texture import grade_texture
+
+    return {
+        **image_metrics(target, output),
+        **grade_texture(output.transpose(1, 2, 0), target.transpose(1, 2, 0)),
+    }
+
+
+def baseline_scores(names: list[str], inputs: np.ndarray, targets: np.ndarray) -> dict[str, dict[str, float]]:
+    """What doing nothing (the input as output) scores, per image."""
+    return {n: pair_scores(t, x) for n, x, t in zip(names, inputs, targets, strict=True)}
+
+
 def split_metrics(
-    names: list[str], inputs: np.ndarray, targets: np.ndarray, outputs: np.ndarray, prefix: str
+    names: list[str],
+    targets: np.ndarray,
+    outputs: np.ndarray,
+    baseline: dict[str, dict[str, float]],
+    prefix: str,
 ) -> dict[str, Any]:
-    """`prefix`_psnr_db/_ssim means, the do-nothing baseline, the gain over it, how many images score below
-    it, and per-image numbers; arrays are float (N, 3, H, W) in [-1, 1]."""
+    """`prefix`_psnr_db/_ssim/_grade_de2000/_texture_swd means, the do-nothing baseline's, the PSNR gain over
+    it, how many images score below it, and per-image numbers (each with its `identity_` baseline)."""
     per_image = {}
-    for name, x, t, o in zip(names, inputs, targets, outputs, strict=True):
-        scores = image_metrics(t, o)
-        scores["identity_psnr_db"] = image_metrics(t, x)["psnr_db"]
+    for name, t, o in zip(names, targets, outputs, strict=True):
+        scores = pair_scores(t, o)
+        scores.update({f"identity_{key}": value for key, value in baseline[name].items()})
         scores["gain_db"] = scores["psnr_db"] - scores["identity_psnr_db"]
         per_image[name] = scores
     mean = {
         key: float(np.mean([s[key] for s in per_image.values()])) for key in next(iter(per_image.values()))
     }
-    return {
-        f"{prefix}_psnr_db": mean["psnr_db"],
-        f"{prefix}_ssim": mean["ssim"],
-        f"{prefix}_identity_psnr_db": mean["identity_psnr_db"],
-        f"{prefix}_gain_db": mean["gain_db"],
-        f"{prefix}_below_baseline": sum(s["gain_db"] < 0 for s in per_image.values()),
-        f"{prefix}_per_image": per_image,
-    }
+    summary = {f"{prefix}_{key}": value for key, value in mean.items()}
+    summary[f"{prefix}_below_baseline"] = sum(s["gain_db"] < 0 for s in per_image.values())
+    summary[f"{prefix}_per_image"] = per_image
+    return summary
 
 
 @torch.no_grad()
@@ -53,6 +68,7 @@ def evaluate_student(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     device: torch.device,
+    baseline: dict[str, dict[str, float]],
     prefix: str = "validation",
 ) -> tuple[dict[str, Any], np.ndarray]:
     """split_metrics of the student on (inputs, targets), and its outputs (N, 3, H, W)."""
@@ -60,7 +76,7 @@ def evaluate_student(
     student.eval()
     outputs = student(inputs.to(device)).float().clamp(-1, 1).cpu().numpy()
     student.train(was_training)
-    return split_metrics(names, inputs.numpy(), targets.numpy(), outputs, prefix), outputs
+    return split_metrics(names, targets.numpy(), outputs, baseline, prefix), outputs
 
 
 def student_checkpoint(config, student: torch.nn.Module, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -96,6 +96,21 @@ def test_cache_keys_on_content_size_and_seed(tmp_path):
     assert all(p.suffix == ".npy" for p in tmp_path.rglob("*") if p.is_file())
 
 
+def test_cache_stays_bounded_and_drops_least_recently_used(tmp_path):
+    import os
+
+    cache = TeacherOutputCache(tmp_path, "abc123", max_bytes=3 * 512)  # an 8x8 entry is 512 bytes
+    images = [np.full((8, 8, 3), v, np.uint8) for v in range(5)]
+    for age, image in enumerate(images[:2]):
+        cache.outputs(lambda x: x, [image], size=8, seed=0)
+        os.utime(cache.path(image, 8, 0), (1000 + age, 1000 + age))
+    assert cache.get(images[0], 8, 0) is not None  # a hit makes images[0] the most recently used
+    cache.outputs(lambda x: x, images[2:4], size=8, seed=0)
+    kept = [cache.path(image, 8, 0).is_file() for image in images[:4]]
+    assert kept == [True, False, True, True]
+    assert sum(p.stat().st_size for p in tmp_path.rglob("*.npy")) <= 3 * 512
+
+
 def test_forced_nan_is_skipped_then_rolled_back_with_lower_lr(tiny_config, monkeypatch, caplog):
     import pocketgan.distill.trainer as trainer
 
