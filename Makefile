@@ -6,6 +6,10 @@ STAMP := $(VENV)/.pocketgan-installed
 # Extra pip flags for torch, e.g. TORCH_PIP_FLAGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_FLAGS ?=
 export PYTHONHASHSEED := 0
+# OpenMP threads that sleep instead of spinning: on a busy 2-core machine a patch-resnet training step took
+# 4.8 s with spinning threads and 0.44 s with passive ones (2 threads, 128 px, batch 8); same results.
+OMP_WAIT_POLICY ?= PASSIVE
+export OMP_WAIT_POLICY
 
 .PHONY: install demo test test-all bench lint fmt clean student data
 

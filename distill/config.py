@@ -113,6 +113,8 @@ class DistillConfig:
     threads: int = 0
     bf16: bool = True
     teacher_batch: int = 4
+    # "bf16": training targets from the teacher under bf16 autocast (cached apart; validation stays fp32)
+    teacher_precision: str = "fp32"
     cache_dir: str | None = None
     nan_patience: int = 3
     max_rollbacks: int = 3
@@ -148,6 +150,8 @@ class DistillConfig:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.ema_decay >= 1:
             raise UsageError(f"ema_decay must be below 1 (0 switches it off), got {self.ema_decay}")
+        if self.teacher_precision not in ("fp32", "bf16"):
+            raise UsageError(f"teacher_precision must be fp32 or bf16, got {self.teacher_precision!r}")
         if self.device not in DEVICES:
             raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.size % 4:

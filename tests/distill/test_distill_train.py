@@ -78,6 +78,15 @@ def test_second_run_never_recomputes_the_teacher(tiny_config, tmp_path, monkeypa
     assert result.steps == 4
 
 
+def test_bf16_teacher_targets_are_cached_apart_and_validation_stays_fp32(tiny_config, tmp_path):
+    result = distill(tiny_config(steps=4, eval_every=4, teacher_precision="bf16"))
+    folders = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(folders) == 2 and sum(name.startswith("bf16-") for name in folders) == 1
+    (fp32,) = [name for name in folders if not name.startswith("bf16-")]
+    assert len(list((tmp_path / "cache" / fp32).rglob("*.npy"))) == 4  # the 4 validation targets only
+    assert math.isfinite(result.best_psnr_db)
+
+
 def test_cache_keys_on_content_size_and_seed(tmp_path):
     calls = []
 
