@@ -182,11 +182,15 @@ class GlobalContext(nn.Module):
         if normalized and terms[:3] != [(0, None), (1, None), (2, None)]:
             raise ValueError("normalized needs the colour terms to start with R, G, B")
 
-    def forward(self, x: torch.Tensor, features: torch.Tensor):
-        """FiLM (scale, bias) per block, and the colour matrix (N, T + 1, 3) (None for colour="none")."""
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None):
+        """FiLM (scale, bias) per block, and the colour matrix (N, T + 1, 3) (None for colour="none").
+
+        `features` None (feature_channels 0): the MLP sees the input's colour statistics only."""
         moments = _moments(x)  # (N, 6, 1, 1): means, mean squares
-        stats = [moments, features.mean(dim=(2, 3), keepdim=True)]
-        if self.second_moments:  # what InstanceNorm in the teacher normalizes by
+        stats = [moments]
+        if features is not None:
+            stats.append(features.mean(dim=(2, 3), keepdim=True))
+        if features is not None and self.second_moments:  # what InstanceNorm in the teacher normalizes by
             stats.append((features * features).mean(dim=(2, 3), keepdim=True))
         if self.normalized:
             mean = moments[:, :3]
@@ -332,7 +336,7 @@ class PatchResNet(nn.Module):
       stem     conv k=p stride p 3->w, ReLU                   (N, w, 64, 64)  non-overlapping patches
       context  2 x [3x3 conv stride 2, ReLU] w->c             (N, c, 16, 16)
                input moments (6, + 3 stds when normalized_colour) + mean (and mean square) of the
-               context features -> MLP
+               context features (none with context_features=False: colour statistics only) -> MLP
                -> FiLM scale/bias per block + colour transform of the input  (N, 3, 256, 256)
       blocks   n_blocks x [3x3 conv, FiLM, ReLU, 3x3 conv] + identity   (N, w, 64, 64)
       head     1x1 conv w->3*p*p, pixel shuffle, tanh           (N, 3, 256, 256)  starts at zero
@@ -351,9 +355,11 @@ class PatchResNet(nn.Module):
         colour: str = "quadratic",
         second_moments: bool = False,
         normalized_colour: bool = False,
+        context_features: bool = True,
     ):
         super().__init__()
         w, p, c = int(width), int(patch), int(context_width)
+        self.context_features = bool(context_features)
         self.patch = p
         self.stem = nn.Conv2d(3, w, p, stride=p)
         self.blocks = nn.ModuleList(
@@ -361,11 +367,11 @@ class PatchResNet(nn.Module):
             for _ in range(int(n_blocks))
         )
         encoder: list[nn.Module] = []
-        for i in range(int(context_depth)):
+        for i in range(int(context_depth) if context_features else 0):
             encoder += [nn.Conv2d(w if i == 0 else c, c, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
         self.context_encoder = nn.Sequential(*encoder)
         self.context = GlobalContext(
-            c if encoder else w,
+            (c if encoder else w) if context_features else 0,
             [w] * int(n_blocks),
             int(context_hidden),
             colour=colour,
@@ -378,7 +384,8 @@ class PatchResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.stem(x))  # (N, w, H/p, W/p)
-        films, matrix = self.context(x, self.context_encoder(h))  # matrix: (N, T + 1, 3)
+        features = self.context_encoder(h) if self.context_features else None
+        films, matrix = self.context(x, features)  # matrix: (N, T + 1, 3)
         for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
             h = h + conv2(F.relu(conv1(h) * scale + bias))  # scale, bias: (N, w, 1, 1)
         # Channels (c, dy, dx) of each patch -> its p x p pixels: one pixel_shuffle (ONNX DepthToSpace,

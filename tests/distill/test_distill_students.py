@@ -17,6 +17,7 @@ FAMILIES = [
     ("tiny-unet", {"width": 4}),
     ("patch-resnet", {"width": 8, "n_blocks": 1, "context_width": 8}),
     ("patch-resnet", {"width": 8, "n_blocks": 1, "context_width": 8, "normalized_colour": True}),
+    ("patch-resnet", {"width": 8, "n_blocks": 1, "normalized_colour": True, "context_features": False}),
 ]
 
 
