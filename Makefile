@@ -50,9 +50,11 @@ data: install
 	else echo "run as root: apt-get install $(WALLPAPER_PACKAGES)"; fi
 	$(BIN)/python -m pocketgan.data.photos
 
+# --resume only where a run was interrupted: distill refuses --resume on a folder without one (fresh clone).
 student: install
 	$(BIN)/python -m pocketgan.data.photos
-	$(BIN)/pocketgan distill --config recipes/vintage.toml --out runs/vintage-student --resume
+	$(BIN)/pocketgan distill --config recipes/vintage.toml --out runs/vintage-student \
+		$(if $(wildcard runs/vintage-student/last.pt),--resume,)
 	$(BIN)/python -m pocketgan.distill.ship runs/vintage-student pocketgan/zoo/vintage-mobile
 
 lint: install
