@@ -237,7 +237,7 @@ def render_html(
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     environment = Environment(
-        loader=PackageLoader("evals", "templates"), autoescape=select_autoescape(["html"])
+        loader=PackageLoader("pocketgan.evals", "templates"), autoescape=select_autoescape(["html"])
     )
     environment.filters["fmt"] = _fmt
     template = environment.get_template("report.html")
