@@ -24,7 +24,7 @@ def image_metrics(target: np.ndarray, output: np.ndarray) -> dict[str, float]:
 
 def pair_scores(target: np.ndarray, output: np.ndarray) -> dict[str, float]:
     """PSNR, SSIM, colour-grade error and texture statistics of `output` against `target` (3, H, W)."""
-    from pocketgan.evals.grade_texture import grade_texture
+    from pocketgan.metrics import grade_texture
 
     return {
         **image_metrics(target, output),

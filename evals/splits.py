@@ -23,8 +23,7 @@ def split_fidelity(
 ) -> dict[str, Any]:
     """compare_images' numbers plus grade/texture per image, and per split their means; with `baseline` (the
     do-nothing result of this function) also each image's PSNR gain over it and per split `below_baseline`."""
-    from pocketgan.evals.grade_texture import grade_texture
-    from pocketgan.metrics import compare_images
+    from pocketgan.metrics import compare_images, grade_texture
 
     result = compare_images(outputs, references, names)
     for name, output, reference in zip(names, outputs, references, strict=True):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pocketgan.evals.grade_texture import detail_energy_db, grade_error, grade_texture, texture_swd
+from pocketgan.metrics import detail_energy_db, grade_error, grade_texture, texture_swd
 
 
 @pytest.fixture(scope="module")
