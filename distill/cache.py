@@ -2,13 +2,16 @@
 
 One `.npy` file (float16, CHW, [-1, 1]) per (teacher hash, image content hash, size, augmentation seed),
 written atomically and read with `allow_pickle=False`. Default location: $POCKETGAN_CACHE or
-~/.cache/pocketgan, under `teacher_outputs/<teacher hash>/`.
+~/.cache/pocketgan, under `teacher_outputs/<teacher hash>/`. Crops of photos make many distinct entries, so
+the cache is bounded: after writing, the least recently used entries (a hit refreshes an entry's mtime) are
+deleted until the whole cache holds at most $POCKETGAN_CACHE_MAX_MB (default 4096) MB.
 
 Example: python -c "from distill.cache import default_cache_dir; print(default_cache_dir())"
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -22,6 +25,13 @@ from pocketgan.images import to_nchw
 from pocketgan.manifest import atomic_path
 
 log = logging.getLogger(__name__)
+
+
+DEFAULT_MAX_MB = 4096
+
+
+def default_max_bytes() -> int:
+    return int(float(os.environ.get("POCKETGAN_CACHE_MAX_MB") or DEFAULT_MAX_MB) * 1e6)
 
 
 def default_cache_dir() -> Path:
@@ -39,8 +49,9 @@ def image_sha256(image: np.ndarray) -> str:
 class TeacherOutputCache:
     """Teacher outputs for one teacher, keyed by image content, size and augmentation seed."""
 
-    def __init__(self, root: str | os.PathLike | None, teacher_hash: str):
+    def __init__(self, root: str | os.PathLike | None, teacher_hash: str, max_bytes: int | None = None):
         self.root = Path(root) if root else default_cache_dir()
+        self.max_bytes = default_max_bytes() if max_bytes is None else max_bytes
         self.folder = self.root / teacher_hash[:32]
         self.hits = 0
         self.misses = 0
@@ -60,12 +71,38 @@ class TeacherOutputCache:
         if output.shape != (3, *image.shape[:2]):
             log.warning("ignoring cache entry %s of shape %s", path, output.shape)
             return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: pruned last
         return output.astype(np.float32)
 
     def put(self, image: np.ndarray, size: int, seed: int, output: np.ndarray) -> None:
         path = self.path(image, size, seed)
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.save(handle, np.asarray(output, dtype=np.float16), allow_pickle=False)
+
+    def prune(self) -> int:
+        """Delete the least recently used entries until the cache fits max_bytes; returns how many."""
+        entries = []
+        for path in self.root.rglob("*.npy"):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                entries.append((stat.st_mtime, stat.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        removed = 0
+        for _, size, path in sorted(entries, key=lambda e: (e[0], str(e[2]))):
+            if total <= self.max_bytes:
+                break
+            with contextlib.suppress(OSError):
+                path.unlink()
+                total -= size
+                removed += 1
+        if removed:
+            log.info(
+                "teacher cache: removed %d least recently used entries (limit %d MB)",
+                removed,
+                self.max_bytes // 10**6,
+            )
+        return removed
 
     def outputs(
         self,
@@ -91,4 +128,6 @@ class TeacherOutputCache:
                 self.put(images[i], size, seed, output)
             if progress:
                 progress(len(chunk))
+        if missing:
+            self.prune()
         return np.stack(results) if results else np.zeros((0, 3, size, size), np.float32)

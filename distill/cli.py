@@ -73,9 +73,9 @@ def distill_command(resume, config_file, preset, json_file, **flags):
     """Distill a GAN teacher into a small student generator.
 
     Writes OUT/config.toml (the resolved recipe), metrics.jsonl, last.pt (resumable training state),
-    best.pt (the student with the best held-out PSNR; export it with `pocketgan export OUT/best.pt`),
+    best.pt (the student with the best validation-split PSNR; export it with `pocketgan export OUT/best.pt`),
     average.pt when the recipe sets average_every (the mean of the weights over the later steps, chosen
-    without looking at the held-out images) and samples/step_NNNNNN.png (input | teacher | student |
+    without looking at the validation images) and samples/step_NNNNNN.png (input | teacher | student |
     amplified difference).
     """
     overrides = {key: value for key, value in flags.items() if value is not None}
@@ -91,29 +91,33 @@ def distill_command(resume, config_file, preset, json_file, **flags):
         "out": str(result.out),
         "steps": result.steps,
         "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
-        "best_heldout_psnr_db": result.best_psnr_db,
+        "best_validation_psnr_db": result.best_psnr_db,
         "final_metrics": result.final_metrics,
         "average_checkpoint": str(result.average_checkpoint) if result.average_checkpoint else None,
         "average_metrics": result.average_metrics,
-        "identity_psnr_db": result.final_metrics.get("identity_psnr_db"),
+        "validation_identity_psnr_db": result.final_metrics.get("validation_identity_psnr_db"),
         "wall_s": round(result.wall_s, 2),
         "resumed_from_step": result.resumed_from_step,
         "skipped_steps": result.skipped_steps,
         "rollbacks": result.rollbacks,
     }
     console.emit_json(json_file, summary)
-    psnr = result.final_metrics.get("heldout_psnr_db")
-    baseline = result.final_metrics.get("identity_psnr_db")
+    psnr = result.final_metrics.get("validation_psnr_db")
+    baseline = result.final_metrics.get("validation_identity_psnr_db")
     click.echo(f"distilled {result.steps} steps in {result.wall_s:.0f} s -> {result.out}")
     if psnr is not None:
-        click.echo(f"held-out PSNR vs teacher: {psnr:.2f} dB (do-nothing baseline {baseline:.2f} dB)")
+        below = result.final_metrics.get("validation_below_baseline")
+        click.echo(
+            f"validation PSNR vs teacher: {psnr:.2f} dB (do-nothing baseline {baseline:.2f} dB, "
+            f"{below} image(s) below it); test-split numbers: pocketgan eval"
+        )
     if result.best_checkpoint:
         click.echo(f"best student: {result.best_checkpoint} ({result.best_psnr_db:.2f} dB)")
     if result.average_checkpoint:
         average = result.average_metrics
         click.echo(
-            f"averaged student: {result.average_checkpoint} ({average['heldout_psnr_db']:.2f} dB, SSIM "
-            f"{average['heldout_ssim']:.3f}; mean of {average['averaged_checkpoints']} checkpoints)"
+            f"averaged student: {result.average_checkpoint} ({average['validation_psnr_db']:.2f} dB, SSIM "
+            f"{average['validation_ssim']:.3f}; mean of {average['averaged_checkpoints']} checkpoints)"
         )
     shipped = result.average_checkpoint or result.best_checkpoint
     if shipped:

@@ -27,24 +27,30 @@ DEVICES = ("cpu", "cuda", "auto")
 # Overrides over the dataclass defaults. The quick preset is the demo's live distillation (<= 5 CPU minutes).
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
-        # The full recipe's student (patch-resnet w48) on a short schedule: 400 steps at 128 px (batch 8),
-        # then 200 at 256 px (batch 4), evaluated at 256 px, so the demo's live student is the shipped
-        # architecture and its int8 artifacts run faster than fp32 (README, "Measurements behind the defaults").
+        # recipes/vintage-validation.toml on a short schedule: the same student, data and losses, two
+        # pools of 96 crops at 256 px (the teacher's look depends on its input size), 200 steps (batch 4),
+        # best.pt by the validation split every 25 steps.
+        "teacher_precision": "bf16",
         "student": "patch-resnet",
         "width": 48,
+        "student_kwargs": {"normalized_colour": True},
         "size": 256,
-        "size_schedule": [[128, 0.67, 8]],
-        "steps": 600,
+        "size_schedule": [[256, 0.5, 4]],
+        "steps": 200,
         "batch": 4,
         "pool_size": 96,
         "lr": 3e-3,
         "warmup_steps": 20,
-        "eval_every": 200,
-        "checkpoint_every": 200,
+        "ema_decay": 0.995,
+        "eval_every": 25,
+        "checkpoint_every": 100,
         "log_every": 25,
-        "synthetic_fraction": 0.3,
+        "synthetic_fraction": 0.2,
+        "portrait_fraction": 0.5,
+        "face_fraction": 0.15,
+        "crop_scale": [0.2, 1.0],
         "augment_strength": 1.0,
-        "pixel_loss": {"l1": 1.0},
+        "pixel_loss": {"l1": 1.0, "ssim": 0.2},
     },
 }
 
@@ -61,7 +67,7 @@ class DistillConfig:
     `ema_decay` > 0 keeps an exponential moving average of the student's weights; that average is what
     is evaluated and saved as best.pt. `average_every` > 0 also keeps a uniform average of those weights,
     sampled every `average_every` steps from `average_from` x steps on (stochastic weight averaging): it is
-    evaluated at the end and saved as average.pt, a student chosen without looking at the held-out images.
+    evaluated at the end and saved as average.pt, a student chosen without looking at the validation images.
     """
 
     # What to distill
@@ -71,13 +77,18 @@ class DistillConfig:
     width: int = 48
     student_kwargs: dict[str, Any] = field(default_factory=dict)
     init_checkpoint: str | None = None
-    # Data: `data` is a folder of the user's images (None: the embedded set), `pool_size` training images
-    # are drawn from it with seeded augmentation; the teacher runs on each whole image (never on crops).
+    # Data: `data` is a folder (recursive) or glob of the user's images (None: the embedded set's train
+    # split), `pool_size` training images per phase are drawn from it: multi-scale random crops (side a
+    # log-uniform fraction in `crop_scale` of the photo's short side), colour-augmented; the teacher runs
+    # on each crop as a whole image. Validation (best.pt) always uses the embedded validation split.
     data: str | None = None
     pool_size: int = 160
     synthetic_fraction: float = 0.25
     # of the synthetic images, the share that are colour portraits instead of dead leaves (embedded set only)
     portrait_fraction: float = 0.0
+    # of the other images, the share that are scikit-image's grayscale LFW faces (embedded set only)
+    face_fraction: float = 0.5
+    crop_scale: tuple[float, float] = (0.5, 1.0)
     augment_strength: float = 1.0
     # Schedule
     size: int = 256
@@ -111,6 +122,8 @@ class DistillConfig:
     threads: int = 0
     bf16: bool = True
     teacher_batch: int = 4
+    # "bf16": training targets from the teacher under bf16 autocast (cached apart; validation stays fp32)
+    teacher_precision: str = "fp32"
     cache_dir: str | None = None
     nan_patience: int = 3
     max_rollbacks: int = 3
@@ -132,6 +145,7 @@ class DistillConfig:
         fractions = (
             "synthetic_fraction",
             "portrait_fraction",
+            "face_fraction",
             "lr_min_ratio",
             "adversarial_from",
             "ema_decay",
@@ -145,6 +159,8 @@ class DistillConfig:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.ema_decay >= 1:
             raise UsageError(f"ema_decay must be below 1 (0 switches it off), got {self.ema_decay}")
+        if self.teacher_precision not in ("fp32", "bf16"):
+            raise UsageError(f"teacher_precision must be fp32 or bf16, got {self.teacher_precision!r}")
         if self.device not in DEVICES:
             raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.size % 4:
@@ -152,6 +168,11 @@ class DistillConfig:
         bad = {k: v for k, v in self.pixel_loss.items() if not isinstance(v, int | float) or v < 0}
         if bad:
             raise UsageError(f"pixel_loss weights must be numbers >= 0, got {bad}")
+        if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            raise UsageError(
+                f"crop_scale must be [low, high] with 0 < low <= high <= 1, got {self.crop_scale}"
+            )
+        object.__setattr__(self, "crop_scale", tuple(float(v) for v in self.crop_scale))
         self._check_size_schedule()
         for pair in self.feature_layers:
             if len(pair) != 2 or not all(isinstance(name, str) and name for name in pair):
@@ -205,6 +226,7 @@ class DistillConfig:
         data = self.to_dict()
         for key in ("size_schedule", "feature_layers"):
             data[key] = [list(p) for p in data[key]]
+        data["crop_scale"] = list(data["crop_scale"])
         return dumps_toml(data)
 
 

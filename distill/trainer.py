@@ -24,13 +24,12 @@ import numpy as np
 import torch
 
 from pocketgan.checkpoint import save_checkpoint
-from pocketgan.data import heldout_images
+from pocketgan.data import split_images
 from pocketgan.distill import runfolder
 from pocketgan.distill.cache import TeacherOutputCache
 from pocketgan.distill.config import DistillConfig, save_resolved_config
 from pocketgan.distill.data import epoch_order, pool_seed, shard, training_pool
 from pocketgan.distill.distributed import DistributedContext, context_from_env
-from pocketgan.distill.heldout import evaluate_student, student_checkpoint
 from pocketgan.distill.losses import (
     build_pixel_loss,
     discriminator_input,
@@ -45,6 +44,7 @@ from pocketgan.distill.parts import (
     student_forward,
     teacher_features,
 )
+from pocketgan.distill.validation import baseline_scores, evaluate_student, student_checkpoint
 from pocketgan.errors import CheckFailed, UsageError
 from pocketgan.flops import MAC_METHOD, count_macs, count_params
 from pocketgan.images import to_nchw
@@ -52,8 +52,26 @@ from pocketgan.models import build
 from pocketgan.models.teacher import Teacher, load_teacher
 
 log = logging.getLogger(__name__)
-HELDOUT_SEED = 0  # cache key of the held-out portraits (they are never augmented)
-AVERAGE_LOG_KEYS = ("averaged_checkpoints", "heldout_psnr_db", "heldout_ssim")  # final line: average_*
+VALIDATION_SEED = 0  # cache key of the validation photos (they are never augmented)
+SUMMARY_KEYS = tuple(
+    f"validation_{key}"
+    for key in (
+        "psnr_db",
+        "ssim",
+        "grade_de2000",
+        "texture_swd",
+        "detail_energy_db",
+        "identity_psnr_db",
+        "identity_ssim",
+        "identity_grade_de2000",
+        "identity_texture_swd",
+        "identity_detail_energy_db",
+        "gain_db",
+        "below_baseline",
+        "per_image",
+    )
+)
+AVERAGE_LOG_KEYS = ("averaged_checkpoints", *SUMMARY_KEYS)  # final line: average_*
 
 
 @dataclass
@@ -129,6 +147,17 @@ def _accumulate(target: torch.nn.Module, source: torch.nn.Module, update) -> Non
             average.copy_(live[name])
 
 
+def _autocast_bf16(teacher: Teacher, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The teacher under bf16 autocast: on CPUs with AMX/AVX-512 BF16 about 1.9x faster at 256 px, and
+    56-62 dB PSNR from the float32 teacher on the validation photos (far above what students reach)."""
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return teacher(x).float()
+
+    return run
+
+
 class _Run:
     def __init__(self, config: DistillConfig, context: DistributedContext, callback):
         self.config, self.context, self.callback = config, context, callback
@@ -143,6 +172,13 @@ class _Run:
         torch.manual_seed(config.seed)
         self.teacher: Teacher = load_teacher(config.teacher, config.teacher_weights).to(self.device)
         self.cache = TeacherOutputCache(config.cache_dir, self.teacher.hash)
+        # Training targets may come from the teacher under bf16 autocast (its own cache folder); validation
+        # targets always come from the float32 teacher that eval compares against.
+        bf16_targets = config.teacher_precision == "bf16" and self.teacher.module is not None
+        self.pool_cache = (
+            TeacherOutputCache(config.cache_dir, "bf16-" + self.teacher.hash) if bf16_targets else self.cache
+        )
+        self.pool_teacher = _autocast_bf16(self.teacher, self.device) if bf16_targets else self.teacher
         self.student = build_student(config, self.device)
         # An exponential moving average of the weights: evaluated and shipped instead of the raw student.
         self.ema = copy.deepcopy(self.student).requires_grad_(False) if config.ema_decay > 0 else None
@@ -161,7 +197,7 @@ class _Run:
         self.best_psnr: float | None = None
         self.last_eval: dict[str, Any] = {}
         self.good_state: dict[str, Any] | None = None
-        self.heldout: tuple[list[str], torch.Tensor, torch.Tensor] | None = None
+        self.validation: tuple[list[str], torch.Tensor, torch.Tensor, dict] | None = None
         self.macs: int | None = None
         self.phase_data: tuple[int, torch.Tensor, torch.Tensor] | None = None
         self.last_speed: float | None = None
@@ -237,27 +273,30 @@ class _Run:
     def _phase_data(self, phase_index: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         pool = training_pool(self.config, size, phase_index)
         mine = [pool[i] for i in shard(len(pool), self.context.rank, self.context.world_size)]
-        targets = self._teacher_outputs(mine, size, pool_seed(self.config, phase_index), f"teacher {size}px")
+        seed = pool_seed(self.config, phase_index)
+        targets = self._teacher_outputs(mine, size, seed, f"teacher {size}px", training=True)
         return torch.from_numpy(to_nchw(mine)), torch.from_numpy(targets)
 
-    def _teacher_outputs(self, images: list[np.ndarray], size: int, seed: int, label: str) -> np.ndarray:
+    def _teacher_outputs(
+        self, images: list[np.ndarray], size: int, seed: int, label: str, training: bool = False
+    ) -> np.ndarray:
         from tqdm import tqdm
 
         show = self.context.is_main and self.config.progress
         with tqdm(total=len(images), desc=label, disable=not show, leave=False) as bar:
-            return self.cache.outputs(self.teacher, images, size, seed, self.config.teacher_batch, bar.update)
+            cache, teacher = (self.pool_cache, self.pool_teacher) if training else (self.cache, self.teacher)
+            return cache.outputs(teacher, images, size, seed, self.config.teacher_batch, bar.update)
 
-    def _heldout(self):
-        if self.heldout is None:
-            named = heldout_images(self.config.size)
+    def _validation(self):
+        """The validation split at the training size, and the teacher's outputs on it (never the test split)."""
+        if self.validation is None:
+            named = split_images("validation", self.config.size)
             images = [image for _, image in named]
-            targets = self._teacher_outputs(images, self.config.size, HELDOUT_SEED, "teacher held-out")
-            self.heldout = (
-                [n for n, _ in named],
-                torch.from_numpy(to_nchw(images)),
-                torch.from_numpy(targets),
-            )
-        return self.heldout
+            targets = self._teacher_outputs(images, self.config.size, VALIDATION_SEED, "teacher validation")
+            names, inputs = [n for n, _ in named], to_nchw(images)
+            baseline = baseline_scores(names, inputs, targets)  # doing nothing, scored once
+            self.validation = (names, torch.from_numpy(inputs), torch.from_numpy(targets), baseline)
+        return self.validation
 
     # ---- training ------------------------------------------------------------------------------------
     def train(self, resume: bool) -> DistillResult:
@@ -478,30 +517,30 @@ class _Run:
 
     # ---- evaluation and logging ----------------------------------------------------------------------
     def _evaluate(self) -> dict[str, Any]:
-        """Held-out PSNR/SSIM vs the teacher (rank 0), a sample grid and best.pt when it improved."""
+        """Validation PSNR/SSIM vs the teacher (rank 0), a sample grid and best.pt when the mean validation
+        PSNR improved."""
         if not self.context.is_main:
             return {}
-        names, inputs, targets = self._heldout()
-        metrics, outputs = evaluate_student(self._eval_model(), names, inputs, targets, self.device)
+        names, inputs, targets, baseline = self._validation()
+        metrics, outputs = evaluate_student(self._eval_model(), names, inputs, targets, self.device, baseline)
         self.last_eval = {"step": self.step, **metrics}
         rows = list(zip(inputs.numpy(), targets.numpy(), outputs, strict=True))
         runfolder.save_sample_grid(self.out / runfolder.SAMPLES_DIR / f"step_{self.step:06d}.png", rows)
-        psnr = metrics["heldout_psnr_db"]
+        psnr = metrics["validation_psnr_db"]
         if math.isfinite(psnr) and (self.best_psnr is None or psnr > self.best_psnr):
             self.best_psnr = psnr
             self._save_best()
         return self._eval_summary()
 
     def _eval_summary(self) -> dict[str, Any]:
-        keys = ("heldout_psnr_db", "heldout_ssim", "identity_psnr_db")
-        return {k: self.last_eval[k] for k in keys if k in self.last_eval}
+        return {k: self.last_eval[k] for k in SUMMARY_KEYS if k in self.last_eval}
 
     def _save_average(self) -> dict[str, Any]:
-        """Evaluate the weight average on the held-out images and save it as average.pt (rank 0)."""
+        """Evaluate the weight average on the validation images and save it as average.pt (rank 0)."""
         if self.average is None or not self.average_count or not self.context.is_main:
             return {}
-        names, inputs, targets = self._heldout()
-        metrics, _ = evaluate_student(self.average, names, inputs, targets, self.device)
+        names, inputs, targets, baseline = self._validation()
+        metrics, _ = evaluate_student(self.average, names, inputs, targets, self.device, baseline)
         metrics = {"step": self.step, "averaged_checkpoints": self.average_count, **metrics}
         self._save_student(self.average, metrics, runfolder.AVERAGE_CHECKPOINT)
         return metrics
@@ -526,6 +565,6 @@ class _Run:
         self.last_speed = record.get("images_per_s", self.last_speed)
         if self.last_speed:
             postfix["img/s"] = f"{self.last_speed:.1f}"
-        if "heldout_psnr_db" in self.last_eval:
-            postfix["psnr"] = f"{self.last_eval['heldout_psnr_db']:.2f}dB"
+        if "validation_gain_db" in self.last_eval:
+            postfix["val"] = f"{self.last_eval['validation_gain_db']:+.2f}dB"
         return postfix

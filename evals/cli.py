@@ -75,7 +75,16 @@ def bench_command(
     help="Folder of artifacts with *.manifest.json, or a zoo name / .pt student (exported once, cached).",
 )
 @click.option(
-    "--data", default=None, type=click.Path(), help="Images to evaluate on (default: held-out portraits)."
+    "--data",
+    default=None,
+    type=click.Path(),
+    help="A folder or glob of your own images to evaluate on (default: the embedded photo set's --split).",
+)
+@click.option(
+    "--split",
+    default="test",
+    show_default=True,
+    help="Embedded photo set split(s) to evaluate on: test, validation, or validation,test.",
 )
 @click.option("--size", default=256, show_default=True, help="Evaluation size (square, centre-cropped).")
 @click.option("--out", default="build/eval", show_default=True, type=click.Path(), help="Report folder.")
@@ -96,9 +105,15 @@ def eval_command(artifacts, out, no_progress, artifact_format, artifact_precisio
     Every artifact must match its manifest's sha256 and size (exit 2 otherwise, before anything runs); the
     reports are written in any case, then exit 1 when an artifact could not be loaded or run.
 
+    Fidelity per image and per split: PSNR, SSIM, colour-grade error (CIEDE2000 of low-passed images),
+    texture (sliced Wasserstein distance of Laplacian-pyramid patches, detail energy), the gain over doing
+    nothing and how many images score below doing nothing. The test split is for reporting only: nothing
+    in training or recipe selection reads it.
+
     \b
     Examples:
       pocketgan eval --artifacts dist/ --out build/eval
+      pocketgan eval --artifacts dist/ --split validation,test --out build/eval
       pocketgan eval --artifacts dist/ --size 128 --iterations 10 --data my_photos/
       pocketgan eval --artifacts vintage-mobile --json - > eval.json
     """

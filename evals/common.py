@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from pocketgan import runtime
-from pocketgan.data import heldout_images
+from pocketgan.data import split_images
 from pocketgan.errors import BackendUnavailable, ModelLoadError, UsageError
 from pocketgan.images import center_crop_square, load_images, resize, to_float, to_uint8
 from pocketgan.manifest import MANIFEST_SUFFIX, read_manifest
@@ -45,10 +45,13 @@ def find_artifacts(directory: str | os.PathLike) -> list[Path]:
     return [m.with_name(m.name[: -len(MANIFEST_SUFFIX)]) for m in manifests]
 
 
-def eval_images(size: int, data: str | os.PathLike | None = None) -> list[tuple[str, np.ndarray]]:
-    """(name, uint8 size x size x 3): the held-out portraits, or every image under `data`, centre-cropped."""
+def eval_images(
+    size: int, data: str | os.PathLike | None = None, split: str = "test"
+) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 size x size x 3): the embedded set's `split` photos (comma-separated splits allowed:
+    "validation,test"), or every image under `data`; centre-cropped."""
     if data is None:
-        return heldout_images(size)
+        return [named for name in split.split(",") for named in split_images(name.strip(), size)]
     loaded = load_images(data)
     if not loaded.images:
         raise UsageError(f"{data}: no readable images")
@@ -56,6 +59,15 @@ def eval_images(size: int, data: str | os.PathLike | None = None) -> list[tuple[
         (path.stem, resize(center_crop_square(image), size))
         for path, image in zip(loaded.paths, loaded.images, strict=True)
     ]
+
+
+def image_splits(names: list[str], data: str | os.PathLike | None, split: str) -> dict[str, str]:
+    """Which split each evaluation image belongs to ("data" for a user's folder)."""
+    if data is not None:
+        return dict.fromkeys(names, "data")
+    from pocketgan.data.photos import photos
+
+    return {p.name: p.split for p in photos() if p.name in names}
 
 
 def manifest_size(manifest: dict[str, Any] | None) -> int | None:

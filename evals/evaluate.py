@@ -25,12 +25,14 @@ from pocketgan.evals.common import (
     artifact_format,
     eval_images,
     find_artifacts,
+    image_splits,
     load_source_student,
     manifest_size,
     run_artifact,
     torch_outputs,
 )
 from pocketgan.evals.report import write_reports
+from pocketgan.evals.splits import split_fidelity
 from pocketgan.images import to_float
 from pocketgan.manifest import atomic_write_json, library_versions, now_iso, size_bytes, verify_artifacts
 from pocketgan.metrics import UNAVAILABLE_WEIGHTS, compare_images, frechet_distance, lpips_distance
@@ -48,6 +50,7 @@ class EvalConfig:
     teacher: str = DEFAULT_TEACHER
     teacher_weights: str | None = None
     data: str | None = None
+    split: str = "test"
     size: int = 256
     out: str = "build/eval"
     threads: int = 2
@@ -63,6 +66,11 @@ class EvalConfig:
             raise UsageError(f"--size must be at least 16, got {self.size}")
         if self.threads < 1 or self.iterations < 1 or self.teacher_iterations < 1 or self.warmup < 0:
             raise UsageError("--threads, --iterations and teacher iterations must be positive, warmup >= 0")
+        from pocketgan.data.photos import SPLITS
+
+        unknown = [s for s in self.split.split(",") if s.strip() not in SPLITS or s.strip() == "train"]
+        if unknown:
+            raise UsageError(f"--split takes validation and/or test (comma-separated), got {self.split!r}")
         for name in ("lpips_model", "fid_model"):
             value = getattr(self, name)
             if value and not Path(value).is_file():
@@ -163,7 +171,9 @@ def _empty_row(path: Path, manifest: dict | None, threads: int) -> dict[str, Any
         "latency_ms": {"p50": None, "p90": None, "p99": None, "load": None},
         "first_run_ms": None,
         "peak_rss_mb": None,
-        "fidelity_vs_teacher": {"psnr_db": None, "ssim": None},
+        "fidelity_vs_teacher": dict.fromkeys(
+            ("psnr_db", "ssim", "grade_de2000", "texture_swd", "below_baseline", "splits")
+        ),
         "fidelity_vs_student": {"psnr_db": None},
         "lpips_vs_teacher": None,
         "fid_vs_teacher": None,
@@ -174,7 +184,7 @@ def _empty_row(path: Path, manifest: dict | None, threads: int) -> dict[str, Any
 
 
 def _evaluate_artifact(
-    path, config, images, names, teacher, teacher_outputs, sources
+    path, config, images, names, teacher, teacher_outputs, sources, split_of, baseline
 ) -> tuple[dict, list | None]:
     """One eval.json artifact row, and the artifact's outputs (None when it could not run)."""
     run = run_artifact(path, images, threads=config.threads, verify=False)  # evaluate() verified it
@@ -193,8 +203,7 @@ def _evaluate_artifact(
         row.update(sources.cost(description, model, row["input_size"]))
     if not run.status.is_ok:
         return row, None
-    vs_teacher = compare_images(run.outputs, teacher_outputs, names)
-    row["fidelity_vs_teacher"] = vs_teacher
+    row["fidelity_vs_teacher"] = split_fidelity(run.outputs, teacher_outputs, names, split_of, baseline)
     if source_outputs is not None:
         row["fidelity_vs_student"] = {
             "reference": description,
@@ -231,35 +240,44 @@ def evaluate(config: EvalConfig) -> EvalResult:
 
     artifact_paths = find_artifacts(config.artifacts)
     verify_artifacts([path for path in artifact_paths if path.exists()], required=True)  # missing: a row
-    named = eval_images(config.size, config.data)
+    named = eval_images(config.size, config.data, config.split)
     names = [name for name, _ in named]
+    split_of = image_splits(names, config.data, config.split)
     images = [image for _, image in named]
     inputs = [to_float(image) for image in images]
     teacher, teacher_outputs, teacher_section = _teacher_section(config, images)
-    baseline = compare_images(inputs, teacher_outputs, names)  # what a do-nothing student scores
+    baseline = split_fidelity(inputs, teacher_outputs, names, split_of)  # what doing nothing scores
     sources = _SourceModels(images)
     artifact_pictures: dict[str, list[np.ndarray]] = {}
     rows = []
     for path in tqdm(artifact_paths, desc="eval", unit="artifact", disable=not config.progress):
-        row, outputs = _evaluate_artifact(path, config, images, names, teacher, teacher_outputs, sources)
+        row, outputs = _evaluate_artifact(
+            path, config, images, names, teacher, teacher_outputs, sources, split_of, baseline
+        )
         rows.append(row)
         rows += _other_backend_rows(row)
         if outputs is not None:
             artifact_pictures[row["name"]] = outputs
     pictures: dict[str, list[np.ndarray]] = {"input": inputs, "teacher": teacher_outputs}
+    scores = {"input": baseline}
     students = {}
     for model, description, outputs in sources.cache.values():
         if model is not None:
             checkpoint = Path(description)
-            pictures[f"torch student ({checkpoint.parent.name}/{checkpoint.name})"] = outputs
-            students[description] = {"fidelity_vs_teacher": compare_images(outputs, teacher_outputs, names)}
+            label = f"torch student ({checkpoint.parent.name}/{checkpoint.name})"
+            pictures[label] = outputs
+            fidelity = split_fidelity(outputs, teacher_outputs, names, split_of, baseline)
+            students[description] = {"fidelity_vs_teacher": fidelity}
+            scores[label] = fidelity
             students[description].update(sources.cost(description, model, config.size))
     pictures.update(artifact_pictures)
+    scores.update({r["name"]: r["fidelity_vs_teacher"] for r in rows if r["name"] in artifact_pictures})
     teacher_section["latency_ms_onnxruntime"] = _teacher_onnx_latency(rows)
     report = {
         "size": config.size,
         "images": names,
-        "data": config.data or "held-out portraits (pocketgan.data.heldout_images)",
+        "data": config.data or f"embedded photo set, split {config.split} (pocketgan/data/photos.toml)",
+        "split_of": split_of,
         "identity_baseline_psnr_db": baseline["psnr_db"],
         "identity_baseline": baseline,
         "mac_method": MAC_METHOD,
@@ -277,7 +295,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "eval.json", report)
-    report_md, report_html = write_reports(report, pictures, out)
+    report_md, report_html = write_reports(report, pictures, out, scores)
     return EvalResult(report, out, out / "eval.json", report_md, report_html, pictures)
 
 

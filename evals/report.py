@@ -18,15 +18,18 @@ from pocketgan.metrics import psnr
 
 CHART_PSNR_MAX_DB = 60.0  # charts clip PSNR here (a teacher export scores >100 dB against its teacher)
 DIFF_GAIN = 8.0
-GRID_IMAGES = 8  # the HTML shows the first images only; the numbers cover all of them  # |output - teacher| on [-1, 1] floats, times this, shown on a 0..1 colour scale
+# |output - teacher| on [-1, 1] floats, times DIFF_GAIN, shown on a 0..1 colour scale
+GRID_IMAGES = 16  # the HTML shows the first images only (the test split has 13); the numbers cover all
 NO_DIFF_COLUMNS = ("teacher",)
 
 
-def png_base64(image: np.ndarray) -> str:
+def png_base64(image: np.ndarray, format: str = "PNG") -> str:
+    """Base64 of the image encoded as PNG (or "JPEG" at quality 92, for the many-image grid)."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", optimize=True)
+    options = {"optimize": True} if format == "PNG" else {"quality": 92}
+    Image.fromarray(image).save(buffer, format=format, **options)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -123,19 +126,65 @@ def charts(report: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def image_grid(report: dict[str, Any], pictures: dict[str, list[np.ndarray]]) -> list[dict[str, Any]]:
-    """Per image: columns (label, PNG, diff-map PNG or None, PSNR vs teacher)."""
+def image_grid(
+    report: dict[str, Any], pictures: dict[str, list[np.ndarray]], scores: dict[str, dict] | None = None
+) -> list[dict[str, Any]]:
+    """Per image: its split and columns (label, JPEG, diff-map JPEG or None, per-image numbers vs teacher).
+
+    `scores` maps a column label to its split_fidelity result (per_image numbers); columns without one
+    show PSNR only. The input column is doing nothing, so its numbers are the baseline.
+    """
     teacher = pictures["teacher"]
+    scores = scores or {}
     grid = []
     for index, name in enumerate(report["images"][:GRID_IMAGES]):
         cells = []
         for label, images in pictures.items():
             output = images[index]
-            diff = None if label in NO_DIFF_COLUMNS else png_base64(difference_map(output, teacher[index]))
-            score = None if label == "teacher" else psnr(output, teacher[index])
-            cells.append({"label": label, "png": png_base64(to_uint8(output)), "diff": diff, "psnr": score})
-        grid.append({"name": name, "cells": cells})
+            diff = (
+                None
+                if label in NO_DIFF_COLUMNS
+                else png_base64(difference_map(output, teacher[index]), "JPEG")
+            )
+            numbers = (scores.get(label) or {}).get("per_image", {}).get(name)
+            if numbers is None and label != "teacher":
+                numbers = {"psnr_db": psnr(output, teacher[index])}
+            cells.append(
+                {
+                    "label": label,
+                    "png": png_base64(to_uint8(output), "JPEG"),
+                    "diff": diff,
+                    "numbers": numbers,
+                }
+            )
+        grid.append({"name": name, "split": report.get("split_of", {}).get(name, ""), "cells": cells})
     return grid
+
+
+def split_table(report: dict[str, Any]) -> list[str]:
+    """Markdown rows: per split, doing nothing and every torch student and runnable artifact vs the teacher."""
+    rows = [("do nothing (input)", report["identity_baseline"])]
+    rows += [
+        (f"torch {Path(k).parent.name}/{Path(k).name}", v["fidelity_vs_teacher"])
+        for k, v in report.get("students", {}).items()
+    ]
+    rows += [(_label(r), r["fidelity_vs_teacher"]) for r in report["artifacts"] if r["status"] == "ok"]
+    lines = [
+        "| model | split | images | PSNR dB | gain dB | below do-nothing | SSIM | grade ΔE00 | texture SWD | detail dB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, fidelity in rows:
+        for split, s in (fidelity.get("splits") or {}).items():
+            lines.append(
+                f"| {label} | {split} | {s['images']} | {_fmt(s['psnr_db'])} | {_fmt(s.get('gain_db'), '+.2f')} "
+                f"| {_fmt(s.get('below_baseline'), 'd')} | {_fmt(s['ssim'], '.4f')} | {_fmt(s['grade_de2000'])} "
+                f"| {_fmt(s['texture_swd'])} | {_fmt(s['detail_energy_db'], '+.2f')} |"
+            )
+    return lines
+
+
+def _label(row: dict[str, Any]) -> str:
+    return row["name"] + (f" [{row['backend']}]" if row.get("backend") else "")
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -164,6 +213,12 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {_fmt(r['fidelity_vs_teacher']['psnr_db'])} | {_fmt(r['fidelity_vs_teacher']['ssim'], '.4f')} "
             f"| {_fmt(r['fidelity_vs_student']['psnr_db'])} | {r['status']} |"
         )
+    lines += [
+        "",
+        "Fidelity vs the teacher per split (gain: PSNR over doing nothing, per image then averaged):",
+        "",
+    ]
+    lines += split_table(report)
     notes = [f"- {r['name']}: {note}" for r in report["artifacts"] for note in r.get("notes", [])]
     if notes:
         lines += ["", "Notes:", *notes]
@@ -187,11 +242,14 @@ def template_environment():
     return environment
 
 
-def render_html(report: dict[str, Any], pictures: dict[str, list[np.ndarray]]) -> str:
+def render_html(
+    report: dict[str, Any], pictures: dict[str, list[np.ndarray]], scores: dict[str, dict] | None = None
+) -> str:
     template = template_environment().get_template("report.html")
     return template.render(
         report=report,
-        grid=image_grid(report, pictures),
+        grid=image_grid(report, pictures, scores),
+        split_rows=split_table(report)[2:],
         charts=charts(report),
         markdown_table=render_markdown(report),
         diff_gain=DIFF_GAIN,
@@ -200,10 +258,13 @@ def render_html(report: dict[str, Any], pictures: dict[str, list[np.ndarray]]) -
 
 
 def write_reports(
-    report: dict[str, Any], pictures: dict[str, list[np.ndarray]], out: Path
+    report: dict[str, Any],
+    pictures: dict[str, list[np.ndarray]],
+    out: Path,
+    scores: dict[str, dict] | None = None,
 ) -> tuple[Path, Path]:
-    """Write report.md and report.html into `out`; returns their paths."""
+    """Write report.md and report.html into `out`; returns their paths. `scores`: see image_grid."""
     markdown, html = out / "report.md", out / "report.html"
     atomic_write_bytes(markdown, render_markdown(report).encode())
-    atomic_write_bytes(html, render_html(report, pictures).encode())
+    atomic_write_bytes(html, render_html(report, pictures, scores).encode())
     return markdown, html

@@ -14,6 +14,7 @@ TOP_KEYS: dict[str, Any] = {
     "size": None,
     "images": None,
     "identity_baseline_psnr_db": None,
+    "identity_baseline": {"grade_de2000": None, "texture_swd": None, "splits": None},
     "mac_method": None,
     "teacher": {"params": None, "macs": None, "latency_ms": {"p50": None, "p90": None, "p99": None}},
     "artifacts": None,
@@ -29,7 +30,14 @@ ARTIFACT_KEYS: dict[str, Any] = {
     "macs": None,
     "latency_ms": {"p50": None, "p90": None, "p99": None, "load": None},
     "peak_rss_mb": None,
-    "fidelity_vs_teacher": {"psnr_db": None, "ssim": None},
+    "fidelity_vs_teacher": {
+        "psnr_db": None,
+        "ssim": None,
+        "grade_de2000": None,
+        "texture_swd": None,
+        "below_baseline": None,
+        "splits": None,
+    },
     "fidelity_vs_student": {"psnr_db": None},
     "status": None,
 }

@@ -13,6 +13,7 @@ Example: python -c "from pocketgan.images import load_images; print(load_images(
 from __future__ import annotations
 
 import functools
+import glob
 import io
 import logging
 import os
@@ -29,7 +30,7 @@ from pocketgan.manifest import TEMP_PREFIX
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 RESIZE_FILTER = "bicubic"
 _PIL_FILTER = Image.Resampling.BICUBIC
 ORIENTATION_TAG = 0x0112
@@ -196,10 +197,16 @@ def scan_folder(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
 
 
 def find_images(root: str | os.PathLike) -> list[Path]:
-    """Image files under `root` (recursive, sorted), or `root` itself if it is a file."""
+    """Image files under `root` (recursive, sorted), `root` itself if it is a file, or the image files a
+    glob pattern matches (`**` recursive), e.g. "photos/**/*.jpg"."""
     root = Path(root)
     if root.is_file():
         return [root]
+    if not root.exists() and any(char in str(root) for char in "*?["):
+        matches = glob.glob(str(root), recursive=True)
+        return sorted(
+            Path(m) for m in matches if Path(m).is_file() and Path(m).suffix.lower() in IMAGE_SUFFIXES
+        )
     if not root.is_dir():
         raise ImageLoadError(f"{root}: no such file or folder")
     return scan_folder(root)[0]

@@ -1,78 +1,40 @@
-"""The embedded default image set: offline photos from installed packages plus committed portraits.
+"""The embedded default image set: real photos split per photo (photos.toml), LFW faces and synthetic images.
 
-Fixed split: the colour portraits (`astronaut`, `grace_hopper`) are held out for evaluation and never
-used for training; training images come from the other photos, with seeded augmentation.
+Splits (pocketgan.data.photos): `train` photos feed the training pools as multi-scale random crops;
+`validation` photos choose best.pt and the recipe; `test` photos (the two portraits among them) are only
+for reporting. Validation and test photos ship with the package; training photos come from `make data`.
 
-Example: python -c "from pocketgan.data import heldout_images; print([n for n, _ in heldout_images(256)])"
+Example: python -c "from pocketgan.data import split_images; print([n for n, _ in split_images('test', 256)])"
 """
 
 from __future__ import annotations
 
-import importlib.util
-from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
 
-from pocketgan.errors import UsageError
-from pocketgan.images import center_crop_square, load_image, resize
+from pocketgan.data.photos import skimage_data_dir, split_images, split_photos, training_photos
 
-IMAGES_DIR = Path(__file__).with_name("images")
+__all__ = ["heldout_images", "split_images", "train_photos", "training_images", "augment", "dead_leaves"]
 
-# name -> (source, file). Source "skimage" files are bundled in scikit-image's wheel, not downloaded.
-HELDOUT = {
-    "astronaut": ("skimage", "astronaut.png"),
-    "grace_hopper": ("pocketgan", "grace_hopper_512x512.jpg"),
-}
-TRAIN_PHOTOS = {
-    "coffee": ("skimage", "coffee.png"),
-    "chelsea": ("skimage", "chelsea.png"),
-    "rocket": ("skimage", "rocket.jpg"),
-    "ihc": ("skimage", "ihc.png"),
-    "hubble_deep_field": ("skimage", "hubble_deep_field.jpg"),
-    "motorcycle_left": ("skimage", "motorcycle_left.png"),
-    "retina": ("skimage", "retina.jpg"),
-    "astronaut_free_colour": ("skimage", "color.png"),
-}
 LFW_FACES = 100  # lfw_subset.npy holds 100 faces then 100 non-faces, 25x25 float in [0, 1]
-
-
-def skimage_data_dir() -> Path:
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or spec.origin is None:
-        raise UsageError("the embedded image set needs scikit-image: pip install scikit-image==0.26.0")
-    return Path(spec.origin).parent / "data"
-
-
-def _path(source: str, file: str) -> Path:
-    return (skimage_data_dir() if source == "skimage" else IMAGES_DIR) / file
-
-
-@lru_cache(maxsize=32)
-def _load_named(source: str, file: str) -> np.ndarray:
-    # The stored values, not colour-managed: the training pools, the teacher cache and the shipped student
-    # were built from them (rocket.jpg carries Adobe RGB, color.png a display profile; the held-out
-    # portraits are sRGB or untagged, so evaluation is the same either way).
-    return load_image(_path(source, file), to_srgb=False)
+DEFAULT_CROP_SCALE = (0.5, 1.0)
 
 
 def heldout_images(size: int | None = 256) -> list[tuple[str, np.ndarray]]:
-    """The held-out colour portraits as (name, uint8 (size, size, 3)), centre-cropped to square."""
-    out = []
-    for name, (source, file) in HELDOUT.items():
-        image = center_crop_square(_load_named(source, file))
-        out.append((name, resize(image, size) if size else image))
-    return out
+    """The test split's two colour portraits as (name, uint8 (size, size, 3)), centre-cropped to square."""
+    portraits = {p.name for p in split_photos("test") if p.kind == "portrait"}
+    return [(name, image) for name, image in split_images("test", size) if name in portraits]
+
+
+def lfw_faces() -> list[np.ndarray]:
+    """scikit-image's 100 grayscale 25x25 LFW faces as uint8 RGB."""
+    faces = np.load(skimage_data_dir() / "lfw_subset.npy", allow_pickle=False)[:LFW_FACES]
+    return [np.repeat(_unit_to_uint8(np.asarray(f, np.float64))[:, :, None], 3, axis=2) for f in faces]
 
 
 def train_photos() -> list[tuple[str, np.ndarray]]:
-    """Training photos at their native size (uint8 RGB), no held-out image among them."""
-    photos = [(name, _load_named(source, file)) for name, (source, file) in TRAIN_PHOTOS.items()]
-    faces = np.load(skimage_data_dir() / "lfw_subset.npy", allow_pickle=False)[:LFW_FACES]
-    for i, face in enumerate(faces):
-        gray = _unit_to_uint8(np.asarray(face, dtype=np.float64))
-        photos.append((f"lfw_{i:03d}", np.repeat(gray[:, :, None], 3, axis=2)))
-    return photos
+    """Training photos (uint8 RGB, native size up to photos.TRAIN_MAX_SIDE) and the LFW faces; no
+    validation or test photo among them."""
+    return [*training_photos(), *((f"lfw_{i:03d}", face) for i, face in enumerate(lfw_faces()))]
 
 
 def _unit_to_uint8(x: np.ndarray) -> np.ndarray:
@@ -99,13 +61,24 @@ def _colour_jitter(image: np.ndarray, rng: np.random.Generator, strength: float)
 
 
 def augment(
-    image: np.ndarray, rng: np.random.Generator, size: int, colour_strength: float = 1.0
+    image: np.ndarray,
+    rng: np.random.Generator,
+    size: int,
+    colour_strength: float = 1.0,
+    crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
 ) -> np.ndarray:
-    """A random square view of `image` at `size`: scale, rotation, flip, colour jitter. uint8 in, uint8 out."""
+    """A random square crop of `image` at `size`: scale, rotation, flip, colour jitter. uint8 in, uint8 out.
+
+    The crop's side is a log-uniform fraction in `crop_scale` of the photo's short side, but never below
+    `size` pixels (where the photo allows): a 5120 px photo gives crops from close-ups to the whole view.
+    """
     from PIL import Image
 
     height, width = image.shape[:2]
-    side = int(min(height, width) * rng.uniform(0.5, 1.0))
+    short = min(height, width)
+    low, high = np.log(crop_scale[0]), np.log(crop_scale[1])
+    side = int(short * np.exp(rng.uniform(low, high))) if high > low else int(short * crop_scale[0])
+    side = max(1, min(short, max(side, min(size, short))))
     top = int(rng.integers(0, height - side + 1))
     left = int(rng.integers(0, width - side + 1))
     view = Image.fromarray(image[top : top + side, left : left + side])
@@ -206,32 +179,36 @@ def training_images(
     synthetic_fraction: float = 0.25,
     colour_strength: float = 1.0,
     portrait_fraction: float = 0.0,
+    face_fraction: float = 0.5,
+    crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
 ) -> list[np.ndarray]:
     """`count` deterministic augmented training images (uint8 (size, size, 3)) for a given seed.
 
     A `synthetic_fraction` of them are synthetic: dead leaves, or with probability `portrait_fraction` a
-    synthetic_portrait. The portraits draw from a random stream of their own, so the other images of a pool
-    are the same whatever `portrait_fraction` is (and stay in the teacher cache).
+    synthetic_portrait. Of the others, a `face_fraction` are LFW faces and the rest multi-scale crops of the
+    training photos, each photo drawn with a weight proportional to its short side (a 2560 px wallpaper
+    holds many more distinct crops than a 370 px test image). Image i draws from its own random stream
+    ([seed, i]): changing a fraction changes only the images whose kind it flips, so the rest keep their
+    teacher-cache entries.
     """
-    rng = np.random.default_rng(seed)
     named = train_photos()
     photos = [image for name, image in named if not name.startswith("lfw_")]
     faces = [image for name, image in named if name.startswith("lfw_")]
+    weights = np.array([min(image.shape[:2]) for image in photos], np.float64)
+    weights /= weights.sum()
     out = []
-    for _ in range(count):
-        draw = rng.random()
-        if draw < synthetic_fraction:
-            leaves = _dead_leaves_discs(rng, size)  # drawn either way: the images after it stay the same
-            extra = np.random.default_rng([seed, len(out), 7])
-            if extra.random() < portrait_fraction:
-                background = augment(photos[int(extra.integers(0, len(photos)))], extra, size)
-                out.append(
-                    synthetic_portrait(extra, size, background, faces[int(extra.integers(0, len(faces)))])
-                )
+    for i in range(count):
+        rng = np.random.default_rng([seed, i])
+        kind, portrait = rng.random(), rng.random()
+        if kind < synthetic_fraction and portrait < portrait_fraction:
+            background = augment(photos[int(rng.integers(0, len(photos)))], rng, size, crop_scale=crop_scale)
+            out.append(synthetic_portrait(rng, size, background, faces[int(rng.integers(0, len(faces)))]))
+        elif kind < synthetic_fraction:
+            out.append(dead_leaves(rng, size))
+        else:
+            if rng.random() < face_fraction:
+                photo = faces[int(rng.integers(0, len(faces)))]
             else:
-                out.append(_render_dead_leaves(size, *leaves))
-            continue
-        # Photos and faces in equal parts, so the 100 small faces do not drown the colour photos.
-        pool = photos if draw < synthetic_fraction + (1 - synthetic_fraction) / 2 else faces
-        out.append(augment(pool[int(rng.integers(0, len(pool)))], rng, size, colour_strength))
+                photo = photos[int(rng.choice(len(photos), p=weights))]
+            out.append(augment(photo, rng, size, colour_strength, crop_scale))
     return out

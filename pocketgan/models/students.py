@@ -136,6 +136,12 @@ class GlobalContext(nn.Module):
     RGB, RGB^2 and cross terms, plus a bias), "affine" (3x3 plus a bias) or "none". The output layer starts
     at zero: FiLM scale 1, bias 0, colour transform = identity. Calling it on (x, features) gives the FiLM
     parameters and the colour matrix; `grade(pixels, matrix)` applies the transform to channels-last pixels.
+
+    `normalized`: the MLP's change to the linear colour terms acts on the input standardized per channel,
+    (x - mean) / std over the image, and the MLP also sees each channel's std. The teacher's InstanceNorm
+    maps images of any colour cast to its own palette, y ~ G (x - mean) / std + k with G, k nearly constant;
+    in these coordinates that is a change linear in (mean, std), which the MLP learns from few images,
+    where the raw coordinates need G / std. Same ops, same cost at full resolution.
     """
 
     def __init__(
@@ -145,9 +151,11 @@ class GlobalContext(nn.Module):
         hidden: int,
         colour: str = "quadratic",
         second_moments: bool = False,
+        normalized: bool = False,
     ):
         super().__init__()
         self.second_moments = bool(second_moments)
+        self.normalized = bool(normalized)
         if colour not in COLOUR_TERMS:
             raise ValueError(f"colour must be one of {tuple(COLOUR_TERMS)}, got {colour!r}")
         self.film_channels = list(film_channels)
@@ -156,7 +164,9 @@ class GlobalContext(nn.Module):
         self.n_terms = len(terms)
         n_out = 2 * sum(self.film_channels) + (3 * self.n_terms + 3 if terms else 0)
         self.mlp = nn.Sequential(
-            nn.Conv2d(feature_channels * (2 if self.second_moments else 1) + 6, hidden, 1),
+            nn.Conv2d(
+                feature_channels * (2 if self.second_moments else 1) + (9 if normalized else 6), hidden, 1
+            ),
             nn.ReLU(inplace=True),
             nn.Conv2d(hidden, n_out, 1),
         )
@@ -169,12 +179,23 @@ class GlobalContext(nn.Module):
             if j is None:
                 identity[i, t] = 1.0
         self.register_buffer("identity", identity, persistent=False)
+        if normalized and terms[:3] != [(0, None), (1, None), (2, None)]:
+            raise ValueError("normalized needs the colour terms to start with R, G, B")
 
-    def forward(self, x: torch.Tensor, features: torch.Tensor):
-        """FiLM (scale, bias) per block, and the colour matrix (N, T + 1, 3) (None for colour="none")."""
-        stats = [_moments(x), features.mean(dim=(2, 3), keepdim=True)]
-        if self.second_moments:  # what InstanceNorm in the teacher normalizes by
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None):
+        """FiLM (scale, bias) per block, and the colour matrix (N, T + 1, 3) (None for colour="none").
+
+        `features` None (feature_channels 0): the MLP sees the input's colour statistics only."""
+        moments = _moments(x)  # (N, 6, 1, 1): means, mean squares
+        stats = [moments]
+        if features is not None:
+            stats.append(features.mean(dim=(2, 3), keepdim=True))
+        if features is not None and self.second_moments:  # what InstanceNorm in the teacher normalizes by
             stats.append((features * features).mean(dim=(2, 3), keepdim=True))
+        if self.normalized:
+            mean = moments[:, :3]
+            std = torch.sqrt(torch.clamp(moments[:, 3:] - mean * mean, min=1e-4))  # (N, 3, 1, 1)
+            stats.append(std)
         pooled = torch.cat(stats, dim=1)  # (N, 6 + C or 2C, 1, 1)
         params = self.mlp(pooled)  # (N, n_out, 1, 1)
         films, start = [], 0
@@ -186,8 +207,15 @@ class GlobalContext(nn.Module):
         if not self.n_terms:
             return films, None
         n, count = x.shape[0], 3 * self.n_terms
-        mix = params[:, start : start + count].reshape(n, 3, self.n_terms) + self.identity  # (N, 3, T)
+        change = params[:, start : start + count].reshape(n, 3, self.n_terms)  # (N, 3, T)
         shift = params[:, start + count : start + count + 3].reshape(n, 3, 1)
+        if self.normalized:  # change @ (x - mean) / std on the R, G, B terms, back in raw coordinates
+            ones = torch.ones_like(std.reshape(n, 3)[:, :1]).expand(n, self.n_terms - 3)
+            inverse_std = torch.cat([1.0 / std.reshape(n, 3), ones], 1)  # (N, T)
+            centre = torch.cat([mean.reshape(n, 3), ones * 0.0], 1)
+            change = change * inverse_std.reshape(n, 1, -1)  # (N, 3, T)
+            shift = shift - torch.sum(change * centre.reshape(n, 1, -1), dim=2, keepdim=True)
+        mix = change + self.identity
         return films, torch.cat([mix, shift], dim=2).transpose(1, 2)  # (N, T + 1, 3)
 
     def grade(self, pixels: torch.Tensor, matrix: torch.Tensor | None) -> torch.Tensor:
@@ -307,7 +335,8 @@ class PatchResNet(nn.Module):
     Shapes for a 256x256 input, width w, patch p = 4, context width c:
       stem     conv k=p stride p 3->w, ReLU                   (N, w, 64, 64)  non-overlapping patches
       context  2 x [3x3 conv stride 2, ReLU] w->c             (N, c, 16, 16)
-               input moments (6) + mean (and mean square) of the context features -> MLP
+               input moments (6, + 3 stds when normalized_colour) + mean (and mean square) of the
+               context features (none with context_features=False: colour statistics only) -> MLP
                -> FiLM scale/bias per block + colour transform of the input  (N, 3, 256, 256)
       blocks   n_blocks x [3x3 conv, FiLM, ReLU, 3x3 conv] + identity   (N, w, 64, 64)
       head     1x1 conv w->3*p*p, pixel shuffle, tanh           (N, 3, 256, 256)  starts at zero
@@ -325,9 +354,12 @@ class PatchResNet(nn.Module):
         context_hidden: int = 64,
         colour: str = "quadratic",
         second_moments: bool = False,
+        normalized_colour: bool = False,
+        context_features: bool = True,
     ):
         super().__init__()
         w, p, c = int(width), int(patch), int(context_width)
+        self.context_features = bool(context_features)
         self.patch = p
         self.stem = nn.Conv2d(3, w, p, stride=p)
         self.blocks = nn.ModuleList(
@@ -335,15 +367,16 @@ class PatchResNet(nn.Module):
             for _ in range(int(n_blocks))
         )
         encoder: list[nn.Module] = []
-        for i in range(int(context_depth)):
+        for i in range(int(context_depth) if context_features else 0):
             encoder += [nn.Conv2d(w if i == 0 else c, c, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
         self.context_encoder = nn.Sequential(*encoder)
         self.context = GlobalContext(
-            c if encoder else w,
+            (c if encoder else w) if context_features else 0,
             [w] * int(n_blocks),
             int(context_hidden),
             colour=colour,
             second_moments=second_moments,
+            normalized=normalized_colour,
         )
         self.head = nn.Conv2d(w, 3 * p * p, 1)
         nn.init.zeros_(self.head.weight)  # start as "do nothing"
@@ -351,7 +384,8 @@ class PatchResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.stem(x))  # (N, w, H/p, W/p)
-        films, matrix = self.context(x, self.context_encoder(h))  # matrix: (N, T + 1, 3)
+        features = self.context_encoder(h) if self.context_features else None
+        films, matrix = self.context(x, features)  # matrix: (N, T + 1, 3)
         for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
             h = h + conv2(F.relu(conv1(h) * scale + bias))  # scale, bias: (N, w, 1, 1)
         # Channels (c, dy, dx) of each patch -> its p x p pixels: one pixel_shuffle (ONNX DepthToSpace,

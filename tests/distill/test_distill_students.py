@@ -16,6 +16,8 @@ FAMILIES = [
     ("mobile-resnet", {"width": 4, "n_blocks": 2}),
     ("tiny-unet", {"width": 4}),
     ("patch-resnet", {"width": 8, "n_blocks": 1, "context_width": 8}),
+    ("patch-resnet", {"width": 8, "n_blocks": 1, "context_width": 8, "normalized_colour": True}),
+    ("patch-resnet", {"width": 8, "n_blocks": 1, "normalized_colour": True, "context_features": False}),
 ]
 
 
@@ -75,6 +77,32 @@ def test_colour_transform_matches_its_definition(colour):
     shift = params[:, 8 + 3 * len(terms) : 8 + 3 * len(terms) + 3]
     expected = x + torch.einsum("nct,nthw->nchw", mix, basis) + shift
     assert torch.allclose(graded, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("colour", ["quadratic", "affine"])
+def test_normalized_colour_change_acts_on_standardized_channels(colour):
+    """With normalized colour, the MLP's change to R, G, B applies to (x - mean) / std per channel."""
+    from pocketgan.models.students import COLOUR_TERMS, GlobalContext
+
+    torch.manual_seed(0)
+    context = GlobalContext(4, [4], 8, colour=colour, normalized=True)
+    torch.nn.init.normal_(context.mlp[2].weight, std=0.3)
+    x, features = torch.rand(2, 3, 8, 8) * 2 - 1, torch.randn(2, 4, 4, 4)
+    with torch.no_grad():
+        _, matrix = context(x, features)
+        graded = context.grade(x.permute(0, 2, 3, 1), matrix).permute(0, 3, 1, 2)
+        mean, square = x.mean((2, 3), True), (x * x).mean((2, 3), True)
+        std = (square - mean * mean).sqrt()
+        params = context.mlp(torch.cat([mean, square, features.mean((2, 3), True), std], 1))
+    terms = COLOUR_TERMS[colour]
+    standardized = (x - mean) / std
+    basis = torch.stack(
+        [standardized[:, i] if j is None else x[:, i] * x[:, j] for i, j in terms], dim=1
+    )  # (N, T, H, W)
+    mix = params[:, 8 : 8 + 3 * len(terms), 0, 0].reshape(2, 3, len(terms))
+    shift = params[:, 8 + 3 * len(terms) : 8 + 3 * len(terms) + 3]
+    expected = x + torch.einsum("nct,nthw->nchw", mix, basis) + shift
+    assert torch.allclose(graded, expected, atol=1e-4)
 
 
 def test_bad_norm_is_refused():

@@ -26,11 +26,33 @@ def test_a_few_steps_lower_the_loss_and_write_the_run_folder(tiny_config):
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000020.png", "step_000040.png"]
     student, payload = load_student(out / "best.pt")
     assert payload["student"] == "mobile-resnet" and payload["student_kwargs"]["width"] == 4
-    assert payload["metrics"]["heldout_psnr_db"] == pytest.approx(result.best_psnr_db)
+    assert payload["metrics"]["validation_psnr_db"] == pytest.approx(result.best_psnr_db)
     assert payload["metrics"]["macs"] > 0
     assert student(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
     state = load_checkpoint(out / "last.pt")  # weights_only=True under the hood
     assert state["step"] == 40 and isinstance(state["rng"]["torch"], torch.Tensor)
+
+
+def test_best_checkpoint_is_chosen_on_validation_images_only(tiny_config, monkeypatch):
+    """Instrument the one reader of validation/test photos: a run (evaluations, best.pt, average.pt) reads
+    every validation photo and no test photo; metrics.jsonl carries validation figures and the baseline."""
+    from pocketgan.data import photos
+
+    read = []
+    original = photos._read_split_file
+    monkeypatch.setattr(photos, "_read_split_file", lambda path: read.append(path) or original(path))
+    photos._split_photo.cache_clear()
+    result = distill(tiny_config(steps=8, eval_every=4, average_every=2))
+    validation = {p.path() for p in photos.split_photos("validation")}
+    test = {p.path() for p in photos.split_photos("test")}
+    assert set(read) == validation and not set(read) & test
+    final = read_metrics(result.out)[-1]
+    assert set(final["validation_per_image"]) == {p.name for p in photos.split_photos("validation")}
+    assert final["validation_gain_db"] == pytest.approx(
+        final["validation_psnr_db"] - final["validation_identity_psnr_db"]
+    )
+    assert 0 <= final["validation_below_baseline"] <= len(validation)
+    assert load_student(result.out / "best.pt")[1]["metrics"]["validation_psnr_db"] == result.best_psnr_db
 
 
 def test_second_run_never_recomputes_the_teacher(tiny_config, tmp_path, monkeypatch):
@@ -56,6 +78,15 @@ def test_second_run_never_recomputes_the_teacher(tiny_config, tmp_path, monkeypa
     assert result.steps == 4
 
 
+def test_bf16_teacher_targets_are_cached_apart_and_validation_stays_fp32(tiny_config, tmp_path):
+    result = distill(tiny_config(steps=4, eval_every=4, teacher_precision="bf16"))
+    folders = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(folders) == 2 and sum(name.startswith("bf16-") for name in folders) == 1
+    (fp32,) = [name for name in folders if not name.startswith("bf16-")]
+    assert len(list((tmp_path / "cache" / fp32).rglob("*.npy"))) == 4  # the 4 validation targets only
+    assert math.isfinite(result.best_psnr_db)
+
+
 def test_cache_keys_on_content_size_and_seed(tmp_path):
     calls = []
 
@@ -72,6 +103,21 @@ def test_cache_keys_on_content_size_and_seed(tmp_path):
     cache.outputs(teacher, images[:1], size=8, seed=2)
     assert calls == [2, 1, 1]
     assert all(p.suffix == ".npy" for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_cache_stays_bounded_and_drops_least_recently_used(tmp_path):
+    import os
+
+    cache = TeacherOutputCache(tmp_path, "abc123", max_bytes=3 * 512)  # an 8x8 entry is 512 bytes
+    images = [np.full((8, 8, 3), v, np.uint8) for v in range(5)]
+    for age, image in enumerate(images[:2]):
+        cache.outputs(lambda x: x, [image], size=8, seed=0)
+        os.utime(cache.path(image, 8, 0), (1000 + age, 1000 + age))
+    assert cache.get(images[0], 8, 0) is not None  # a hit makes images[0] the most recently used
+    cache.outputs(lambda x: x, images[2:4], size=8, seed=0)
+    kept = [cache.path(image, 8, 0).is_file() for image in images[:4]]
+    assert kept == [True, False, True, True]
+    assert sum(p.stat().st_size for p in tmp_path.rglob("*.npy")) <= 3 * 512
 
 
 def test_forced_nan_is_skipped_then_rolled_back_with_lower_lr(tiny_config, monkeypatch, caplog):
@@ -198,4 +244,4 @@ def test_weight_average_is_the_mean_of_the_sampled_weights(tiny_config, tmp_path
             torch.testing.assert_close(tensor, expected, rtol=0, atol=1e-6, msg=key)
     final = read_metrics(result.out)[-1]
     assert final["final"] is True and final["average_averaged_checkpoints"] == 3
-    assert final["average_heldout_psnr_db"] == pytest.approx(result.average_metrics["heldout_psnr_db"])
+    assert final["average_validation_psnr_db"] == pytest.approx(result.average_metrics["validation_psnr_db"])

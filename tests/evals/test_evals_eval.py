@@ -5,6 +5,7 @@ import pytest
 
 from pocketgan import runtime
 from pocketgan.cli import main
+from pocketgan.data import photos
 from pocketgan.errors import BackendUnavailable
 from pocketgan.evals.schema import missing_keys
 from pocketgan.manifest import write_manifest
@@ -18,7 +19,7 @@ CONTRACT_ARTIFACT = [
 ]  # fmt: skip
 CONTRACT_NESTED = {
     "latency_ms": ["p50", "p90", "p99", "load"],
-    "fidelity_vs_teacher": ["psnr_db", "ssim"],
+    "fidelity_vs_teacher": ["psnr_db", "ssim", "grade_de2000", "texture_swd", "below_baseline", "splits"],
     "fidelity_vs_student": ["psnr_db"],
 }
 
@@ -70,7 +71,9 @@ def test_eval_json_has_every_contract_key(eval_report):
         for key, subkeys in CONTRACT_NESTED.items():
             assert set(subkeys) <= set(row[key]), f"artifacts[].{key}"
     assert "FlopCounterMode" in report["mac_method"]
-    assert report["images"] == ["astronaut", "grace_hopper"] and report["size"] == 32
+    assert report["size"] == 32
+    assert report["images"] == [p.name for p in photos.split_photos("test")]  # the test split by default
+    assert set(report["split_of"].values()) == {"test"}
 
 
 def test_eval_numbers_are_sane(eval_report):
@@ -80,10 +83,17 @@ def test_eval_numbers_are_sane(eval_report):
     for row in ok:
         assert row["backend"] == "onnxruntime" and row["student"] == "evals-tiny"
         assert row["fidelity_vs_student"]["psnr_db"] > (60 if row["precision"] == "fp32" else 40)
-        assert 0 < row["fidelity_vs_teacher"]["ssim"] <= 1
+        fidelity = row["fidelity_vs_teacher"]
+        assert 0 < fidelity["ssim"] <= 1 and fidelity["grade_de2000"] >= 0 and fidelity["texture_swd"] >= 0
+        test = fidelity["splits"]["test"]
+        assert test["images"] == len(report["images"])
+        gains = [image["gain_db"] for image in fidelity["per_image"].values()]
+        assert test["gain_db"] == pytest.approx(sum(gains) / len(gains))
+        assert test["below_baseline"] == fidelity["below_baseline"] == sum(g < 0 for g in gains)
         assert row["macs"] > 0 and row["latency_ms"]["p50"] > 0 and row["peak_rss_mb"] > 0
     assert report["teacher"]["params"] == 11_388_675
     assert 5 < report["identity_baseline_psnr_db"] < 40
+    assert report["identity_baseline"]["splits"]["test"]["grade_de2000"] > 0
     assert report["lpips"].startswith("unavailable: needs local weights")
 
 
@@ -97,9 +107,12 @@ def test_unavailable_backend_is_listed_not_dropped(eval_report):
 
 def test_report_html_is_self_contained_with_images_and_charts(eval_report):
     html = (eval_report / "report.html").read_text()
-    pictures = re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', html)
-    # 2 images x (input, teacher, torch student, 3 artifacts + 5 difference maps) + 2 charts
-    assert len(pictures) == 2 * (6 + 5) + 2
+    pictures = re.findall(r'src="data:image/jpeg;base64,[A-Za-z0-9+/=]{100,}"', html)
+    charts = re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', html)
+    # every test image x (input, teacher, torch student, 3 artifacts + 5 difference maps), and 2 charts
+    images = json.loads((eval_report / "eval.json").read_text())["images"]
+    assert len(pictures) == len(images) * (6 + 5) and len(charts) == 2
+    assert "Fidelity per split" in html and "grace_hopper" in html and "below do-nothing" in html
     assert not re.search(r'(src|href)="https?://', html)
     assert "student.fp16.mlpackage" in html and "speed / quality" in html
 

@@ -4,7 +4,8 @@ import numpy as np
 from PIL import Image
 
 from pocketgan import data
-from pocketgan.images import load_image, load_images
+from pocketgan.data import photos
+from pocketgan.images import center_crop_square, load_image, load_images, resize
 
 
 def _digest(image: np.ndarray) -> str:
@@ -12,22 +13,71 @@ def _digest(image: np.ndarray) -> str:
 
 
 def test_embedded_set_loads_offline(no_network):
-    data._load_named.cache_clear()
+    photos._split_photo.cache_clear()
     heldout = data.heldout_images(256)
     assert [name for name, _ in heldout] == ["astronaut", "grace_hopper"]
     assert all(im.shape == (256, 256, 3) and im.dtype == np.uint8 for _, im in heldout)
-    photos = data.train_photos()
-    assert len(photos) >= 100
+    test = data.split_images("test", 64)
+    assert len(test) >= 12 and {"astronaut", "grace_hopper"} <= {name for name, _ in test}
+    assert len(data.split_images("validation", 64)) >= 4
+    named = data.train_photos()
+    assert len(named) >= 100
     images = data.training_images(6, 64, seed=3)
     assert len(images) == 6 and all(im.shape == (64, 64, 3) for im in images)
 
 
-def test_heldout_never_in_training():
-    assert not set(data.HELDOUT) & set(data.TRAIN_PHOTOS)
-    heldout_files = {file for _, file in data.HELDOUT.values()}
-    assert not heldout_files & {file for _, file in data.TRAIN_PHOTOS.values()}
-    heldout_digests = {_digest(im) for _, im in data.heldout_images(None)}
-    assert not heldout_digests & {_digest(im) for _, im in data.train_photos()}
+def test_manifest_records_every_photo_and_ships_validation_and_test():
+    entries = photos.photos()
+    assert len({p.name for p in entries}) == len(entries)
+    for photo in entries:
+        assert photo.licence and photo.source and len(photo.sha256) == 64 and len(photo.original_size) == 2
+        if photo.split == "train":
+            assert photo.shipped is None
+            continue
+        shipped = photos.PHOTOS_DIR / photo.shipped
+        assert photos.content_sha256(shipped) == photo.shipped_sha256
+        with Image.open(shipped) as image:
+            assert max(image.size) <= photos.SHIP_LONG_SIDE
+    kinds = {p.kind for p in photos.split_photos("test")}
+    assert "portrait" in kinds and "digital painting" in kinds and len(kinds) >= 10
+    assert sum(p.stat().st_size for p in photos.PHOTOS_DIR.iterdir()) < 6e6
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    """A 16x16 gray thumbnail of the centre square, zero mean, unit norm: near-duplicates correlate > 0.95."""
+    gray = resize(center_crop_square(image), 16).astype(np.float64).mean(axis=2).ravel()
+    gray -= gray.mean()
+    return gray / (np.linalg.norm(gray) + 1e-9)
+
+
+def _near_duplicates(images_a, images_b) -> list[tuple[str, str]]:
+    thumbs_b = [(name, _thumbnail(image)) for name, image in images_b]
+    return [
+        (name_a, name_b)
+        for name_a, image in images_a
+        for name_b, thumb in thumbs_b
+        if float(_thumbnail(image) @ thumb) > 0.95
+    ]
+
+
+def test_test_split_is_never_in_training_or_validation_data():
+    """By content: file hashes, decoded-pixel hashes and near-duplicate thumbnails of every test photo
+    against every training photo (wallpapers, bundled photos, LFW faces) and every validation photo."""
+    test, validation = photos.split_photos("test"), photos.split_photos("validation")
+    test_files = {p.sha256 for p in test} | {p.shipped_sha256 for p in test}
+    others = photos.split_photos("train") + validation
+    assert not test_files & ({p.sha256 for p in others} | {p.shipped_sha256 for p in validation})
+    present = [p.path() for p in photos.split_photos("train") if p.path().is_file()]
+    assert not test_files & {photos.content_sha256(path) for path in present}
+    test_images = [(p.name, load_image(p.path())) for p in test]
+    training = list(data.train_photos()) + [(p.name, load_image(p.path())) for p in validation]
+    assert not {_digest(im) for _, im in test_images} & {_digest(im) for _, im in training}
+    assert _near_duplicates(test_images, training) == []
+    # the near-duplicate check does catch a test photo at another size and crop
+    hopper = dict(test_images)["grace_hopper"]
+    assert _near_duplicates(test_images, [("copy", resize(hopper[8:-8, 8:-8], 300))]) == [
+        ("grace_hopper", "copy")
+    ]
 
 
 def test_training_images_are_seeded():
@@ -68,6 +118,7 @@ def test_load_images_converts_and_skips_broken(tmp_path):
     Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257).save(tmp_path / "deep.png")
     Image.fromarray(rgb).save(tmp_path / "pic.webp")
     Image.fromarray(rgb).save(tmp_path / "pic.bmp")
+    Image.fromarray(rgb).save(tmp_path / "sub" / "pic.tiff")
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "text.png").write_text("not an image")
     Image.fromarray(rgb).save(tmp_path / "trunc.jpg")
@@ -76,8 +127,11 @@ def test_load_images_converts_and_skips_broken(tmp_path):
 
     loaded = load_images(tmp_path)
     names = sorted(p.name for p in loaded.paths)
-    assert names == ["deep.png", "good.png", "gray.jpg", "pic.bmp", "pic.webp", "rgba.png"]
+    assert names == ["deep.png", "good.png", "gray.jpg", "pic.bmp", "pic.tiff", "pic.webp", "rgba.png"]
     assert all(im.dtype == np.uint8 and im.shape == (20, 30, 3) for im in loaded.images)
+    globbed = load_images(str(tmp_path / "**" / "*.png"))
+    assert sorted(p.name for p in globbed.paths) == ["deep.png", "good.png", "rgba.png"]
+    assert [p.name for p, _ in globbed.failures] == ["text.png"]
     assert sorted(p.name for p, _ in loaded.failures) == ["empty.jpg", "text.png", "trunc.jpg"]
     deep = loaded.images[names.index("deep.png")]
     np.testing.assert_array_equal(deep[:, :, 0], rgb[:, :, 0])

@@ -6,7 +6,14 @@ import numpy as np
 from PIL import Image, ImageCms
 
 from pocketgan import data
-from pocketgan.images import load_image, load_images, read_photo, scan_folder, srgb_icc_profile
+from pocketgan.images import (
+    center_crop_square,
+    load_image,
+    load_images,
+    read_photo,
+    scan_folder,
+    srgb_icc_profile,
+)
 
 
 def colourful(size: int = 64) -> np.ndarray:
@@ -43,10 +50,18 @@ def test_unusable_profile_is_read_as_srgb_with_a_warning(tmp_path, caplog):
     assert "broken.png: colour profile not usable" in caplog.text
 
 
-def test_embedded_set_is_read_as_stored():
-    """The training pools keep their stored values (see pocketgan.data._load_named): rocket.jpg is Adobe RGB."""
-    stored = np.asarray(Image.open(data.skimage_data_dir() / "rocket.jpg").convert("RGB"))
-    np.testing.assert_array_equal(data._load_named("skimage", "rocket.jpg"), stored)
+def test_embedded_set_is_colour_managed_like_any_photo():
+    """The photo set is read like a user's photos: rocket.jpg (validation) is Adobe RGB, converted to sRGB."""
+    from pocketgan.data import photos
+
+    (rocket,) = [p for p in photos.split_photos("validation") if p.name == "rocket"]
+    stored = np.asarray(Image.open(rocket.path()).convert("RGB"))
+    converted = load_image(rocket.path())
+    assert converted.shape == stored.shape and not np.array_equal(converted, stored)
+    photos._split_photo.cache_clear()
+    np.testing.assert_array_equal(
+        dict(data.split_images("validation", None))["rocket"], center_crop_square(converted)
+    )
 
 
 def test_exif_is_kept_with_orientation_1_and_srgb_colour_space(tmp_path):

@@ -60,7 +60,7 @@ def test_wheel_has_only_pocketgan_at_top_and_its_data(distributions):
         assert f"pocketgan/{stage}/__init__.py" in names
     for data in PACKAGE_DATA:
         assert data in names
-    assert any(name.startswith("pocketgan/data/images/") for name in names)
+    assert any(name.startswith("pocketgan/data/photos/") for name in names)
 
 
 def test_sdist_holds_the_source_layout(distributions):

@@ -1,0 +1,247 @@
+"""Maintainer tool: (re)write pocketgan/data/photos.toml and the shipped validation/test photos.
+
+Run once when the photo list changes (needs the two wallpaper packages: `make data`); users never need it.
+Each validation/test photo ships under pocketgan/data/photos/: files up to SHIP_LONG_SIDE px are copied byte
+for byte, larger ones are downscaled (Pillow LANCZOS) to SHIP_LONG_SIDE px on the long side and saved as
+JPEG quality SHIP_QUALITY. Training photos are not shipped: they are read where their package installed them.
+
+Example: python -m pocketgan.data.build_photos
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from PIL import Image
+
+from pocketgan.data.photos import MANIFEST, PHOTOS_DIR, SHIP_LONG_SIDE, SHIP_QUALITY, source_path
+
+PLASMA = ("plasma-workspace-wallpapers", "LGPL-3.0 (wallpaper metadata.json; package: GPL-2+)")
+LOMIRI = ("lomiri-wallpapers-20.04", "CC-BY-SA-3.0")
+SKIMAGE = "scikit-image"
+SKLEARN = "scikit-learn"
+
+# name, split, kind, source package, file, licence, author. Only photographs (and one digital painting,
+# for the test split); the wallpapers' illustrations are left out.
+PHOTOS = [
+    # test: the two portraits and ten photos of other kinds, plus a painting
+    ("astronaut", "test", "portrait", SKIMAGE, "skimage:astronaut.png", "public domain (NASA)", "NASA"),
+    (
+        "grace_hopper",
+        "test",
+        "portrait",
+        "Debian facedetect (examples), committed here",
+        "pocketgan:photos/grace_hopper.jpg",
+        "public domain (US Navy)",
+        "US Navy",
+    ),
+    ("evening_glow", "test", "landscape at sunset", *PLASMA[:1], "plasma:EveningGlow", PLASMA[1], "Ian Hex"),
+    ("kite", "test", "sky", *PLASMA[:1], "plasma:Kite", PLASMA[1], "Risto Saukonpää"),
+    (
+        "fallen_leaf",
+        "test",
+        "foliage close-up",
+        *PLASMA[:1],
+        "plasma:FallenLeaf",
+        PLASMA[1],
+        "Martin Klapetek",
+    ),
+    (
+        "darkest_hour",
+        "test",
+        "low light (lake at dusk)",
+        *PLASMA[:1],
+        "plasma:DarkestHour",
+        PLASMA[1],
+        "Risto Saukonpää",
+    ),
+    ("grey", "test", "architecture, black and white", *PLASMA[:1], "plasma:Grey", PLASMA[1], "Sigi Sagi"),
+    (
+        "kleiber",
+        "test",
+        "close-up, bird on a tree",
+        *LOMIRI[:1],
+        "lomiri:Kleiber_by_Lukas_Baubkus.jpg",
+        LOMIRI[1],
+        "Lukas Baubkus",
+    ),
+    ("coffee", "test", "indoor close-up", SKIMAGE, "skimage:coffee.png", "CC0", "Rachel Michetti"),
+    ("chelsea", "test", "animal, indoor", SKIMAGE, "skimage:chelsea.png", "CC0", "Stefan van der Walt"),
+    (
+        "china",
+        "test",
+        "architecture in a landscape",
+        SKLEARN,
+        "sklearn:china.jpg",
+        "CC-BY-2.0",
+        "danielbuechele (Flickr)",
+    ),
+    ("flower", "test", "flower close-up", SKLEARN, "sklearn:flower.jpg", "CC-BY-2.0", "vultilion (Flickr)"),
+    ("autumn", "test", "digital painting", *PLASMA[:1], "plasma:Autumn", PLASMA[1], "RJ Quiralta"),
+    # validation: chooses best.pt and the recipe
+    (
+        "summer_1am",
+        "validation",
+        "lake at dusk",
+        *PLASMA[:1],
+        "plasma:summer_1am",
+        PLASMA[1],
+        "Risto Saukonpää",
+    ),
+    (
+        "one_stands_out",
+        "validation",
+        "moss close-up",
+        *PLASMA[:1],
+        "plasma:OneStandsOut",
+        PLASMA[1],
+        "Risto Saukonpää",
+    ),
+    (
+        "colorful_cups",
+        "validation",
+        "indoor close-up, saturated",
+        *PLASMA[:1],
+        "plasma:ColorfulCups",
+        PLASMA[1],
+        "Dmitri Popov",
+    ),
+    (
+        "rocket",
+        "validation",
+        "outdoor, sky",
+        SKIMAGE,
+        "skimage:rocket.jpg",
+        "public domain (SpaceX)",
+        "SpaceX",
+    ),
+    # train
+    (
+        "by_the_water",
+        "train",
+        "pier, shallow depth of field",
+        *PLASMA[:1],
+        "plasma:BytheWater",
+        PLASMA[1],
+        "Maciej Wiklo",
+    ),
+    (
+        "cold_ripple",
+        "train",
+        "foggy pier, near grayscale",
+        *PLASMA[:1],
+        "plasma:ColdRipple",
+        PLASMA[1],
+        "Risto Saukonpää",
+    ),
+    ("path", "train", "forest path", *PLASMA[:1], "plasma:Path", PLASMA[1], "Risto Saukonpää"),
+    (
+        "infinite_sea",
+        "train",
+        "night sky over the sea (composite)",
+        *LOMIRI[:1],
+        "lomiri:Infinite-Sea_by_Aury88.jpg",
+        LOMIRI[1],
+        "Aury88",
+    ),
+    (
+        "motorcycle_left",
+        "train",
+        "indoor, object",
+        SKIMAGE,
+        "skimage:motorcycle_left.png",
+        "Middlebury stereo data set (see scikit-image)",
+        "Middlebury",
+    ),
+    (
+        "motorcycle_right",
+        "train",
+        "indoor, object (stereo pair of motorcycle_left)",
+        SKIMAGE,
+        "skimage:motorcycle_right.png",
+        "Middlebury stereo data set (see scikit-image)",
+        "Middlebury",
+    ),
+    ("retina", "train", "medical (fundus)", SKIMAGE, "skimage:retina.jpg", "CC-BY-4.0", "Mikael Häggström"),
+    ("ihc", "train", "microscopy", SKIMAGE, "skimage:ihc.png", "public domain", "Yang et al."),
+    (
+        "hubble_deep_field",
+        "train",
+        "space",
+        SKIMAGE,
+        "skimage:hubble_deep_field.jpg",
+        "public domain (NASA)",
+        "NASA",
+    ),
+    (
+        "colour_wheel",
+        "train",
+        "synthetic colour wheel",
+        SKIMAGE,
+        "skimage:color.png",
+        "BSD-3-Clause",
+        "scikit-image",
+    ),
+]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _ship(name: str, path: Path) -> Path:
+    with Image.open(path) as image:
+        if max(image.size) <= SHIP_LONG_SIDE:
+            target = PHOTOS_DIR / f"{name}{path.suffix.lower()}"
+            if target.resolve() != path.resolve():
+                shutil.copyfile(path, target)
+            return target
+        scale = SHIP_LONG_SIDE / max(image.size)
+        size = (round(image.width * scale), round(image.height * scale))
+        target = PHOTOS_DIR / f"{name}.jpg"
+        image.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(target, quality=SHIP_QUALITY)
+        return target
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def main() -> None:
+    PHOTOS_DIR.mkdir(exist_ok=True)
+    blocks = [
+        "# The photo set of pocketgan.data: one entry per photo, its split (train / validation / test), its\n"
+        "# source and licence. Written by `python -m pocketgan.data.build_photos`; validation and test photos\n"
+        "# ship in photos/ (`shipped`, `shipped_sha256`), training photos are read from `file`.\n"
+    ]
+    for name, split, kind, package, file, licence, author in PHOTOS:
+        path = source_path(file)
+        with Image.open(path) as image:
+            width, height = image.size
+        entry = {
+            "name": name,
+            "split": split,
+            "kind": kind,
+            "source": package,
+            "file": file,
+            "licence": licence,
+            "author": author,
+            "original_size": f"[{width}, {height}]",
+            "sha256": _sha256(path),
+        }
+        if split != "train":
+            shipped = _ship(name, path)
+            entry["shipped"] = shipped.name
+            entry["shipped_sha256"] = _sha256(shipped)
+        lines = ["[[photo]]"]
+        for key, value in entry.items():
+            rendered = value if key == "original_size" else _toml_string(value)
+            lines.append(f"{key} = {rendered}")
+        blocks.append("\n".join(lines) + "\n")
+    MANIFEST.write_text("\n".join(blocks))
+
+
+if __name__ == "__main__":
+    main()
