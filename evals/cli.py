@@ -142,7 +142,12 @@ def parity_command(artifacts, reference, min_psnr, junit, size, teacher, json_pa
     if junit:
         click.echo(f"wrote {junit}")
     if not result.passed:
+        from pocketgan.export.cli import explain_hint
+
         names = ", ".join(r["name"] for r in result.failed)
-        raise CheckFailed(f"parity failed for {len(result.failed)} of {len(result.rows)} artifacts: {names}")
+        raise CheckFailed(
+            f"parity failed for {len(result.failed)} of {len(result.rows)} artifacts: {names}"
+            + explain_hint(r["artifact"] for r in result.failed if r["status"] == "failed")
+        )
     skipped = sum(r["status"] == "skipped" for r in result.rows)
     click.echo(f"parity: {len(result.rows) - skipped} passed, {skipped} skipped")
