@@ -139,12 +139,12 @@ def load_source_student(manifest: dict[str, Any] | None, artifact: Path):
     source = (manifest or {}).get("source") or {}
     checkpoint = source.get("checkpoint")
     if not checkpoint and source.get("kind") == "student" and source.get("spec"):
-        from pocketgan.models.specs import load_torch_model
+        from pocketgan.models.resolve import resolve  # imports torch
 
         try:
-            return load_torch_model(source["spec"]), str(source["spec"])
+            return resolve(source["spec"]).module, str(source["spec"])
         except (ModelLoadError, UsageError) as exc:
-            return None, f"unavailable: {exc}"
+            return None, unavailable(str(exc))
     if not checkpoint:
         return None, unavailable("the manifest names no source checkpoint")
     path = Path(checkpoint)

@@ -301,11 +301,11 @@ def source_model(manifest: dict[str, Any], artifact: Path):
     """The torch model an artifact was exported from, prepared as the exporters saw it (BatchNorm folded)."""
     from pocketgan.evals.common import load_source_student
     from pocketgan.export.prepare import prepare_model
-    from pocketgan.models.specs import load_torch_model
+    from pocketgan.models.resolve import resolve
 
     source = manifest.get("source") or {}
     if source.get("kind") == "teacher" and source.get("spec"):
-        model = load_torch_model(source["spec"])
+        model = resolve(source["spec"]).module
     else:
         model, why = load_source_student(manifest, artifact)
         if model is None:
