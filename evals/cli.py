@@ -184,7 +184,12 @@ def parity_command(
     if junit:
         console.say(f"wrote {junit}", json_target)
     if not result.passed:
+        from pocketgan.export.cli import explain_hint
+
         names = ", ".join(r["name"] for r in result.failed)
-        raise CheckFailed(f"parity failed for {len(result.failed)} of {len(result.rows)} artifacts: {names}")
+        raise CheckFailed(
+            f"parity failed for {len(result.failed)} of {len(result.rows)} artifacts: {names}"
+            + explain_hint(r["artifact"] for r in result.failed if r["status"] == "failed")
+        )
     skipped = sum(r["status"] == "skipped" for r in result.rows)
     console.say(f"parity: {len(result.rows) - skipped} passed, {skipped} skipped", json_target)

@@ -144,9 +144,19 @@ def torch_outputs(model, images: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def load_source_student(manifest: dict[str, Any] | None, artifact: Path):
-    """The torch model an artifact was exported from: (module, description) or (None, reason)."""
+    """The torch model an artifact was exported from: (module, description) or (None, reason).
+
+    A checkpoint path, or else the model spec it was exported from (`student:NAME`, `pkg.module:factory`).
+    """
     source = (manifest or {}).get("source") or {}
     checkpoint = source.get("checkpoint")
+    if not checkpoint and source.get("kind") == "student" and source.get("spec"):
+        from pocketgan.models.resolve import resolve  # imports torch
+
+        try:
+            return resolve(source["spec"]).module, str(source["spec"])
+        except (ModelLoadError, UsageError) as exc:
+            return None, unavailable(str(exc))
     if not checkpoint:
         return None, unavailable("the manifest names no source checkpoint")
     path = Path(checkpoint)

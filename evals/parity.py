@@ -75,18 +75,24 @@ class _References:
     def __init__(self, config: ParityConfig):
         self.config = config
         self.cache: dict[tuple[str, int], tuple[list[str], list[np.ndarray], list[np.ndarray]] | str] = {}
-        self.teacher = None
+        self.teachers: dict[str, Any] = {}
 
     def outputs(self, manifest: dict[str, Any] | None, artifact: Path, size: int):
         """(names, input images uint8, reference outputs float HxWx3) or a reason string."""
         source = (manifest or {}).get("source") or {}
-        use_teacher = self.config.reference == "teacher" or source.get("kind") == "teacher"
-        key = ("teacher" if use_teacher else str(source.get("checkpoint")), size)
+        exported_teacher = source.get("kind") == "teacher"
+        use_teacher = self.config.reference == "teacher" or exported_teacher
+        # A teacher export is checked against the spec it was exported from, not --teacher.
+        teacher = (source.get("spec") if exported_teacher else None) or self.config.teacher
+        source_key = (
+            f"teacher:{teacher}" if use_teacher else str(source.get("checkpoint") or source.get("spec"))
+        )
+        key = (source_key, size)
         if key not in self.cache:
             named = heldout_images(size)
             images = [image for _, image in named]
             if use_teacher:
-                model = self._teacher()
+                model = self._teacher(teacher)
             else:
                 model, reason = load_source_student(manifest, artifact)
                 if model is None:
@@ -95,12 +101,12 @@ class _References:
             self.cache[key] = ([n for n, _ in named], images, torch_outputs(model, images))
         return self.cache[key]
 
-    def _teacher(self):
-        if self.teacher is None:
+    def _teacher(self, spec: str):
+        if spec not in self.teachers:
             from pocketgan.models.teacher import load_teacher  # imports torch
 
-            self.teacher = load_teacher(self.config.teacher)
-        return self.teacher
+            self.teachers[spec] = load_teacher(spec)
+        return self.teachers[spec]
 
 
 def _judge(outputs, references, precision: str, min_psnr: float | None) -> dict[str, Any]:

@@ -22,13 +22,14 @@ from typing import Any, ClassVar
 from pocketgan.errors import UsageError
 from pocketgan.status import OK, Status, unavailable
 
-PRECISIONS = ("fp32", "fp16", "int8", "w8", "p6")
+PRECISIONS = ("fp32", "fp16", "int8", "w8", "p6", "int8-full")
 PRECISION_MEANING = {
     "fp32": "float32 weights and activations",
     "fp16": "float16 weights (and activations where the format computes in fp16), float32 image I/O",
     "int8": "int8 weights and activations (static, calibrated), float32 image I/O where the format allows",
     "w8": "int8 weights, float activations (weight-only)",
     "p6": "6-bit palettized weights (k-means, 64 values per tensor)",
+    "int8-full": "every op integer, no float fallbacks (NPU delegates); TFLite int8 image I/O, ONNX QDQ",
 }
 
 _EXPORTERS: dict[str, type[Exporter]] = {}
@@ -47,6 +48,8 @@ class ExportConfig:
     calibration_count: int = 128
     validate: bool = True
     name: str | None = None
+    keep_float: tuple[str, ...] = ()  # int8: layers (module names) left in float
+    keep_float_budget_db: float | None = None  # int8: keep the fewest layers in float that reach this PSNR
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "formats", tuple(self.formats))
@@ -67,6 +70,9 @@ class ExportConfig:
             raise UsageError(f"--calibration {self.calibration}: not a folder")
         if self.calibration_count < 1:
             raise UsageError("calibration_count must be >= 1")
+        object.__setattr__(self, "keep_float", tuple(self.keep_float))
+        if (self.keep_float or self.keep_float_budget_db is not None) and "int8" not in self.precisions:
+            raise UsageError("--keep-float applies to --precision int8")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +82,12 @@ class ExportConfig:
             "calibration": self.calibration or "embedded training images",
             "calibration_count": self.calibration_count,
             "validate": self.validate,
+            **({"keep_float": list(self.keep_float)} if self.keep_float else {}),
+            **(
+                {"keep_float_budget_db": self.keep_float_budget_db}
+                if self.keep_float_budget_db is not None
+                else {}
+            ),
         }
 
 
@@ -120,6 +132,7 @@ class Prepared:
     size: int
     calibration: Any  # callable () -> float32 (N, 3, H, W) batches in [-1, 1]
     metadata: dict[str, Any]  # the manifest minus file-dependent keys, embedded where the format allows
+    keep_float: tuple[str, ...] = ()  # int8: module names (of `model`) whose ops stay float
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,15 @@ HELP = f"""Export CHECKPOINT (a student .pt) or TEACHER_SPEC (e.g. vintage) to p
 
     Every artifact gets OUT/NAME.PRECISION.EXT and a manifest beside it; each is run on held-out photos
     and compared with torch ({thresholds_summary()}).
-    A precision a format cannot do is reported as unavailable, with the reason. Exit 1 when parity fails.
+    int8-full quantizes every op (TFLite: int8 image I/O; ONNX: QDQ on every op) for phone NPUs; each
+    manifest lists the ops left in float ("npu"). A precision a format cannot do is reported as unavailable,
+    with the reason. Exit 1 when parity fails (`pocketgan explain ARTIFACT` says why).
 
     \b
     Examples:
       pocketgan export runs/quick/best.pt --format all --precision all --out dist/
       pocketgan export vintage --format onnx,tflite --precision fp32 --out dist/
+      pocketgan export runs/quick/best.pt --format onnx,tflite --precision int8 --keep-float auto
     """
 
 
@@ -36,6 +39,29 @@ def _split(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
     if bad or not items:
         raise UsageError(f"--{what} {text!r}: choose from {', '.join(allowed)} or all")
     return items
+
+
+def keep_float_option(text: str | None) -> tuple[tuple[str, ...], float | None]:
+    """--keep-float "auto", "auto:38" or "blocks.0.0,head" -> (layer names, budget dB or None)."""
+    from pocketgan.export.parity import THRESHOLDS
+
+    if not text:
+        return (), None
+    if text == "auto" or text.startswith("auto:"):
+        budget = text.partition(":")[2]
+        try:
+            return (), float(budget) if budget else THRESHOLDS["int8"][1]
+        except ValueError:
+            raise UsageError(f"--keep-float {text!r}: the budget after auto: is a PSNR in dB") from None
+    layers = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not layers:
+        raise UsageError("--keep-float: give auto[:DB] or layer names")
+    return layers, None
+
+
+def explain_hint(paths) -> str:
+    """The commands that explain failed artifacts, for parity failure messages."""
+    return "; see why: " + "; ".join(f"pocketgan explain {path}" for path in paths)
 
 
 def _number(value) -> str:
@@ -57,6 +83,14 @@ def _number(value) -> str:
     help=f"{','.join(PRECISIONS)} or all.",
 )
 @click.option(
+    "--keep-float",
+    "keep_float",
+    default=None,
+    metavar="auto[:DB]|LAYER,...",
+    help="int8: keep these layers (module names) in float, or auto: the fewest, chosen by `pocketgan "
+    "explain`, that reach DB of parity PSNR [the int8 threshold].",
+)
+@click.option(
     "--calibration", type=click.Path(), help="Folder of images for int8 calibration [embedded set]."
 )
 @click.option(
@@ -74,10 +108,24 @@ def _number(value) -> str:
 @click.option("--no-validate", is_flag=True, help="Skip the parity check against torch.")
 @console.json_option("the results (one entry per artifact, with its parity)")
 def export_command(
-    source, formats, precisions, calibration, calibration_count, out, name, size, no_validate, json_target
+    source,
+    formats,
+    precisions,
+    keep_float,
+    calibration,
+    calibration_count,
+    out,
+    name,
+    size,
+    no_validate,
+    json_target,
 ):
     """Export a checkpoint or teacher spec (help: HELP). Example: pocketgan export vintage --format onnx"""
+
+    layers, budget = keep_float_option(keep_float)
     config = ExportConfig(
+        keep_float=layers,
+        keep_float_budget_db=budget,
         formats=_split(formats, FORMATS, "format"),
         precisions=_split(precisions, PRECISIONS, "precision"),
         size=size,
@@ -92,11 +140,19 @@ def export_command(
         parity = (artifact.manifest or {}).get("parity") or {}
         verdict = {True: "pass", False: "FAIL", None: "-"}[parity.get("passed")]
         where = str(artifact.path) if artifact.path else artifact.status
+        kept = (artifact.manifest or {}).get("keep_float")
         console.say(
-            f"{artifact.format:7s} {artifact.precision:5s} {verdict:4s} psnr {_number(parity.get('psnr_db')):>7s} dB"
-            f"  max-abs {_number(parity.get('max_abs')):>8s}  {where}",
+            f"{artifact.format:7s} {artifact.precision:9s} {verdict:4s} psnr {_number(parity.get('psnr_db')):>7s} dB"
+            f"  max-abs {_number(parity.get('max_abs')):>8s}  {where}"
+            + (f"  float: {', '.join(kept)}" if kept else ""),
             json_target,
         )
+        search = (artifact.manifest or {}).get("keep_float_search")
+        if search and not search["passed"]:
+            click.echo(
+                f"        keep-float: {search['budget_db']:g} dB not reached with {len(kept)} layers in float",
+                err=True,
+            )
     console.say(
         f"{sum(a.status.is_ok for a in result.artifacts)} artifacts in {result.seconds:.1f} s -> {out}",
         json_target,
@@ -137,5 +193,7 @@ def export_command(
             )
             for a in result.parity_failures
         )
-        raise ParityError(f"parity below threshold: {text}")
+        raise ParityError(
+            f"parity below threshold: {text}" + explain_hint(a.path for a in result.parity_failures)
+        )
     return 0

@@ -35,7 +35,10 @@ class CoreMLExporter(Exporter):
     suffix = ".mlpackage"
     libraries = ("torch", "coremltools", "scikit-learn")
     precisions = ("fp32", "fp16", "w8", "p6")
-    unsupported_precisions = {"int8": "needs macOS (activation calibration runs Core ML prediction)"}
+    unsupported_precisions = {
+        "int8": "needs macOS (activation calibration runs Core ML prediction)",
+        "int8-full": "needs macOS (activation calibration runs Core ML prediction)",
+    }
     unverified_reason = "Core ML prediction needs macOS"
 
     @classmethod

@@ -40,6 +40,8 @@ class ExecuTorchExporter(Exporter):
     unsupported_precisions = {
         "w8": "XNNPACK has no weight-only int8 (its quantized convolutions take int8 activations too); use int8",
         "p6": "6-bit palettization is a Core ML weight format",
+        "int8-full": "not built for ExecuTorch: XNNPACK is a CPU delegate (int8 keeps float I/O and the colour "
+        "transform); export TFLite or ONNX int8-full for an NPU",
     }
 
     @classmethod

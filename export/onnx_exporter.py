@@ -5,6 +5,7 @@ Example: pocketgan export runs/quick/best.pt --format onnx --precision fp32,int8
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 from pathlib import Path
@@ -26,7 +27,7 @@ INPUT_NAME, OUTPUT_NAME = "image", "output"
 class OnnxExporter(Exporter):
     suffix = ".onnx"
     libraries = ("torch", "onnx", "onnxscript", "onnxruntime", "onnxconverter-common")
-    precisions = ("fp32", "fp16", "int8", "w8")
+    precisions = ("fp32", "fp16", "int8", "w8", "int8-full")
     unsupported_precisions = {"p6": "6-bit palettization is a Core ML weight format"}
 
     @classmethod
@@ -49,8 +50,8 @@ class OnnxExporter(Exporter):
             from onnxconverter_common import float16
 
             model = float16.convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
-        elif precision == "int8":
-            model = _quantize_int8(fp32_path, prepared)
+        elif precision in ("int8", "int8-full"):
+            model = _quantize_int8(fp32_path, prepared, every_op=precision == "int8-full")
         elif precision == "w8":
             model = weight_only_int8(onnx.load(str(fp32_path)))
         else:
@@ -61,6 +62,10 @@ class OnnxExporter(Exporter):
         io = {"input": {"name": INPUT_NAME, **tensor}, "output": {"name": OUTPUT_NAME, **tensor}}
         if precision == "int8":
             io["int8_method"] = "quantize_static QDQ on Conv, U8S8, per-channel weights, MinMax calibration"
+        if precision == "int8-full":
+            io["int8_method"] = (
+                "quantize_static QDQ on every op, U8S8, per-channel weights, MinMax calibration"
+            )
         if precision == "w8":
             # Lets onnxruntime constant-fold the weight DequantizeLinear nodes at load: fp32 speed instead
             # of dequantizing every run.
@@ -101,12 +106,14 @@ class _CalibrationReader:
         return next(self._items, None)
 
 
-def _quantize_int8(fp32_path: Path, prepared: Prepared):
+def _quantize_int8(fp32_path: Path, prepared: Prepared, every_op: bool = False):
     """QDQ static: convolutions only, per-channel int8 weights, uint8 activations (U8S8), MinMax calibration.
 
     Convolutions only, because the elementwise ops (FiLM, the colour transform) are cheaper in float than as
     QDQ pairs: quantizing every op made the default student slower than fp32, this makes it faster
-    (README, "Measurements behind the defaults").
+    (README, "Measurements behind the defaults"). `every_op`
+    (int8-full) quantizes them anyway: what an NPU execution provider needs to take the whole graph.
+    The nodes of `prepared.keep_float` layers are left in float.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -122,7 +129,11 @@ def _quantize_int8(fp32_path: Path, prepared: Prepared):
         str(out),
         _CalibrationReader(nhwc_calibration(prepared)),
         quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=["Conv"],
+        op_types_to_quantize=None if every_op else ["Conv"],
+        nodes_to_exclude=_nodes_of_layers(
+            onnx.load(str(fp32_path)), onnx.load(str(pre)), prepared.keep_float
+        ),
+        extra_options={"ForceQuantizeNoInputCheck": True} if every_op else None,
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
@@ -131,7 +142,112 @@ def _quantize_int8(fp32_path: Path, prepared: Prepared):
     model = onnx.load(str(out))
     pre.unlink(missing_ok=True)
     out.unlink(missing_ok=True)
+    if every_op:
+        quantize_float_gaps(model, nhwc_calibration(prepared)[:GAP_CALIBRATION_IMAGES])
     return model
+
+
+GAP_CALIBRATION_IMAGES = 32
+
+
+def quantize_float_gaps(model, images: np.ndarray) -> None:
+    """A QuantizeLinear -> DequantizeLinear pair (uint8, MinMax over `images`) after every float output of
+    the ops onnxruntime's quantizer leaves in float (Tanh, DepthToSpace: not in its QDQ registry), so each
+    op of the graph reads and writes quantized tensors. Repeats until no op is left in float.
+    """
+    from pocketgan.export.integer import onnx_float_nodes
+
+    for _ in range(len(model.graph.node)):
+        gaps = _float_outputs(model.graph, onnx_float_nodes(model.graph))
+        if not gaps:
+            return
+        ranges = _ranges(model, gaps, images)
+        for name in gaps:
+            _insert_qdq(model.graph, name, *ranges[name])
+
+
+def _float_outputs(graph, nodes) -> list[str]:
+    """Outputs of `nodes` read by anything but a QuantizeLinear (graph outputs excluded)."""
+    readers: dict[str, list[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node.op_type)
+    return [
+        name
+        for node in nodes
+        for name in node.output
+        if any(op != "QuantizeLinear" for op in readers.get(name, ["QuantizeLinear"]))
+    ]
+
+
+def _ranges(model, names: list[str], images: np.ndarray) -> dict[str, tuple[float, float]]:
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for name in names:
+        probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    values = [session.run(names, {INPUT_NAME: image[None]}) for image in images]
+    return {
+        name: (min(float(v[i].min()) for v in values), max(float(v[i].max()) for v in values))
+        for i, name in enumerate(names)
+    }
+
+
+def _insert_qdq(graph, name: str, low: float, high: float) -> None:
+    """`name` -> QuantizeLinear -> DequantizeLinear (uint8 over [low, high] with 0 inside); readers of `name`
+    other than QuantizeLinear read the dequantized tensor."""
+    from onnx import helper, numpy_helper
+
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = max(high - low, 1e-8) / 255.0
+    zero_point = np.uint8(np.clip(np.rint(-low / scale), 0, 255))
+    scale_name, zero_name = f"{name}_gap_scale", f"{name}_gap_zero_point"
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(scale, np.float32), scale_name),
+            numpy_helper.from_array(np.array(zero_point, np.uint8), zero_name),
+        ]
+    )
+    quantized, dequantized = f"{name}_gap_quantized", f"{name}_gap_dequantized"
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear":
+            node.input[:] = [dequantized if i == name else i for i in node.input]
+    pair = [
+        helper.make_node("QuantizeLinear", [name, scale_name, zero_name], [quantized], name=f"{name}_gap_q"),
+        helper.make_node(
+            "DequantizeLinear", [quantized, scale_name, zero_name], [dequantized], name=f"{name}_gap_dq"
+        ),
+    ]
+    position = next(i for i, node in enumerate(graph.node) if name in node.output) + 1
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes[:position] + pair + nodes[position:])
+
+
+def _nodes_of_layers(exported, preprocessed, layers: tuple[str, ...]) -> list[str]:
+    """Names of `preprocessed`'s nodes that belong to the modules `layers` (of the wrapped student).
+
+    The exporter records each node's module path (`pkg.torch.onnx.name_scopes`); quant_pre_process drops
+    that metadata and fuses some nodes, so nodes are found again by output tensor or by name prefix.
+    """
+    if not layers:
+        return []
+    scopes = tuple(f"model.{layer}" for layer in layers)
+    names, outputs = set(), set()
+    for node in exported.graph.node:
+        metadata = {entry.key: entry.value for entry in node.metadata_props}
+        path = ast.literal_eval(metadata.get("pkg.torch.onnx.name_scopes", "[]"))  # a Python list repr
+        if any(p == s or p.startswith(s + ".") for p in path for s in scopes):
+            names.add(node.name)
+            outputs.update(node.output)
+    return [
+        node.name
+        for node in preprocessed.graph.node
+        if node.name.split("/")[0] in names or outputs.intersection(node.output)
+    ]
 
 
 def weight_only_int8(model):

@@ -23,6 +23,7 @@ THRESHOLDS: dict[str, tuple[str, float]] = {
     "int8": ("psnr_db", 35.0),
     "w8": ("psnr_db", 35.0),
     "p6": ("psnr_db", 30.0),
+    "int8-full": ("psnr_db", 30.0),
 }
 
 

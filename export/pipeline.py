@@ -104,6 +104,12 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
         log.info("removed %s, left by an interrupted export", stale)
     prepared_model, notes = prepare_model(model, config.size)
     source_entry = {**source_entry, **_cost(model, config.size)}
+    if config.keep_float:
+        from pocketgan.export.keep_float import check_layers
+
+        check_layers(prepared_model, config.keep_float)
+    if config.keep_float_budget_db is not None and not config.validate:
+        raise UsageError("--keep-float auto measures parity: drop --no-validate")
     calibration = functools.cache(lambda: calibration_images(config))
     reference = _reference(model, config.size) if config.validate else None
     result = ExportResult(source=source, name=name, out=out)
@@ -132,8 +138,15 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
             "versions": library_versions(exporter_class.libraries),
             "created": now_iso(),
         }
-        prepared = Prepared(prepared_model, config.size, calibration, metadata)
-        result.artifacts.append(_export_one(exporter_class(), prepared, precision, artifact, reference))
+        keep = config.keep_float if precision == "int8" else ()
+        prepared = Prepared(prepared_model, config.size, calibration, metadata, keep_float=keep)
+        export_one = functools.partial(
+            _export_one, exporter_class(), precision=precision, artifact=artifact, reference=reference
+        )
+        if precision == "int8" and config.keep_float_budget_db is not None:
+            result.artifacts.append(_budgeted(export_one, prepared, fmt, config.keep_float_budget_db))
+        else:
+            result.artifacts.append(export_one(prepared))
     progress.close()
     result.seconds = time.perf_counter() - started
     return result
@@ -152,6 +165,17 @@ def _progress(config: ExportConfig):
 
     pairs = list(itertools.product(config.formats, config.precisions))
     return tqdm(pairs, desc="pocketgan export", unit="artifact", file=sys.stderr, disable=None)
+
+
+def _budgeted(export_one, prepared: Prepared, fmt: str, budget_db: float) -> ArtifactResult:
+    """int8 with the fewest layers in float that reach `budget_db` (export/keep_float.py); logged in the manifest."""
+    from pocketgan.export.keep_float import search
+
+    outcome, summary = search(export_one, prepared, fmt, budget_db)
+    if outcome.status.is_ok and outcome.manifest is not None:
+        outcome.manifest["keep_float_search"] = summary
+        write_manifest(outcome.path, outcome.manifest)
+    return outcome
 
 
 def _export_one(exporter, prepared: Prepared, precision: str, artifact: Path, reference) -> ArtifactResult:
@@ -181,6 +205,12 @@ def _export_one(exporter, prepared: Prepared, precision: str, artifact: Path, re
             manifest["export"] = {**manifest["export"], **notes}
             if "runtime_hints" in io:
                 manifest["runtime_hints"] = io["runtime_hints"]
+            if precision == "int8":
+                manifest["keep_float"] = list(prepared.keep_float)
+            if tmp.suffix in (".onnx", ".tflite"):
+                from pocketgan.export.integer import float_ops
+
+                manifest["npu"] = float_ops(tmp)
             write_manifest(artifact, manifest)
     except KeyboardInterrupt:
         with contextlib.suppress(FileNotFoundError):

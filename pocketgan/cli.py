@@ -41,6 +41,10 @@ VERBS = {
         "pocketgan.evals.cli:parity_command",
         "CI gate: every artifact vs its reference; JUnit output.",
     ),
+    "explain": (
+        "pocketgan.export.explain:explain_command",
+        "Per-layer divergence of an artifact from its torch source.",
+    ),
     "inspect": ("pocketgan.inspect:inspect_command", "Parameters, MACs, ops and exportability of a model."),
     "demo": ("pocketgan.demo:demo_command", "The whole pipeline on the embedded default teacher."),
 }

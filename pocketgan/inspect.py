@@ -31,7 +31,7 @@ from pocketgan.runtime.base import format_of
 def inspect_model(spec: str, size: int = 256, weights: str | None = None, **model_kwargs) -> dict[str, Any]:
     """A JSON-able description of `spec` at `size`x`size` (an artifact: pocketgan.artifact_info)."""
     if is_artifact(spec):
-        return describe_artifact(spec)
+        return _with_npu(describe_artifact(spec))
     described = _describe_artifact(spec, size)
     if described is not None:
         return described
@@ -45,7 +45,7 @@ def inspect_model(spec: str, size: int = 256, weights: str | None = None, **mode
 
     resolved = resolve(spec, weights, **model_kwargs)
     if resolved.is_black_box:
-        return describe_artifact(spec)
+        return _with_npu(describe_artifact(spec))
     model = resolved.module
     layers = Counter(type(m).__name__ for m in model.modules() if not list(m.children()))
     return {
@@ -88,6 +88,15 @@ def _need_torch(spec: str, checkpoint: Path) -> None:
         )
 
 
+def _with_npu(info: dict[str, Any]) -> dict[str, Any]:
+    """An ONNX or TFLite description gains "npu": the ops left in float (pocketgan.export.integer)."""
+    if info["format"] in ("onnx", "tflite"):
+        from pocketgan.export.integer import float_ops
+
+        info["npu"] = float_ops(info["model"])
+    return info
+
+
 @click.command("inspect")
 @click.argument("model")
 @click.option("--size", default=256, show_default=True, help="Square input size for the MAC count.")
@@ -104,13 +113,15 @@ def inspect_command(
 
     MODEL is a spec (vintage, student:patch-resnet, pkg.module:factory), a zoo name (vintage-mobile), a .pt
     checkpoint, a .pt2 ExportedProgram, or an artifact (.onnx, .tflite, .mlpackage, .mlmodel; an ExecuTorch
-    .pte: what its XNNPACK delegate runs and what is left on portable CPU kernels).
+    .pte: what its XNNPACK delegate runs and what is left on portable CPU kernels). For .onnx and .tflite it
+    also lists every op left in float and says "not NPU-ready" when there is one.
 
     \b
     Examples:
       pocketgan inspect vintage --size 256
       pocketgan inspect student:patch-resnet --width 48 --json -
       pocketgan inspect dist/student.int8.tflite --json - | jq .inputs
+      pocketgan inspect dist/student.int8-full.tflite
       pocketgan inspect dist/student.int8.pte
     """
     kwargs = {"width": width} if width is not None else {}
@@ -176,3 +187,7 @@ def _print_artifact(info: dict[str, Any]) -> None:
     ]
     for key, value in rows:
         click.echo(f"{key:<10} {value}")
+    if "npu" in info:
+        click.echo(f"npu        {info['npu']['verdict']}")
+        for op in info["npu"]["float_ops"]:
+            click.echo(f"  float    {op['op']:<16} {op['name']}")

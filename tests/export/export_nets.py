@@ -91,3 +91,44 @@ class ColourBasis(nn.Module):
 def colour_basis() -> nn.Module:
     torch.manual_seed(3)
     return ColourBasis().eval()
+
+
+class Spiky(nn.Module):
+    """The deliberately fragile layer: a 1x1 conv whose output is 1000x larger at one activation.
+
+    A per-tensor int8 scale that holds that peak rounds every other activation to zero.
+    """
+
+    def __init__(self, channels: int, size: int = 32):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 1)
+        gain = torch.ones(1, channels, size, size)
+        gain[:, 0, size // 2, size // 2] = 1000.0  # 1 of 8192 activations at 32 px
+        self.register_buffer("gain", gain)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * self.gain
+
+
+class FragileNet(nn.Module):
+    """stem -> spiky (huge-range activation) -> mix -> head, plus the input: int8 fails parity because of spiky."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 3, padding=1)
+        self.spiky = Spiky(width)
+        self.mix = nn.Conv2d(width, width, 3, padding=1)
+        self.head = nn.Conv2d(width, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # 32 x 32 only (spiky's gain map)
+        h = torch.relu(self.stem(x))  # (N, w, H, W)
+        h = torch.relu(self.mix(self.spiky(h)))  # spiky: (N, w, H, W), one activation 1000x the rest
+        return torch.tanh(x + self.head(h))
+
+
+def fragile_net() -> nn.Module:
+    torch.manual_seed(4)
+    model = FragileNet()
+    with torch.no_grad():  # mix reads spiky's channel 0 at 1/1000: its peak reaches mix at a normal size
+        model.mix.weight[:, 0] *= 1e-3
+    return model.eval()

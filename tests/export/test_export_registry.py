@@ -46,7 +46,7 @@ def test_cli_choices_follow_the_registry():
 
     assert FORMATS == tuple(EXPORTERS) == ExportConfig().formats
     summary = thresholds_summary()
-    assert summary == "fp32: max-abs <= 1e-3; fp16: PSNR >= 45 dB; int8/w8: >= 35 dB; p6: >= 30 dB"
+    assert summary == "fp32: max-abs <= 1e-3; fp16: PSNR >= 45 dB; int8/w8: >= 35 dB; p6/int8-full: >= 30 dB"
     assert f"compared with torch ({summary})" in HELP
 
 
