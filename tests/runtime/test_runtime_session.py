@@ -135,7 +135,7 @@ def test_run_after_a_batch_and_from_threads(model, request):
 
 
 def test_run_resizes_to_model_size_and_back_with_the_shared_filter(tiny_onnx):
-    session = runtime.load(tiny_onnx)
+    session = runtime.load(tiny_onnx, size_mode="model")
     photo = heldout_images(None)[0][1][:150, :100]
     output = session.run(photo)
     assert output.shape == photo.shape
