@@ -214,8 +214,9 @@ class Exporter(abc.ABC):
         """OK or unavailable(<pip install hint>) (the heavy library is only looked up, not imported)."""
 
     @classmethod
-    def precision_status(cls, precision: str) -> Status:
-        """OK when this format can produce `precision`, else unavailable(<why>)."""
+    def precision_status(cls, precision: str, context: bool = False) -> Status:
+        """OK when this format can produce `precision` (of a model with a context input when `context`),
+        else unavailable(<why>)."""
         if precision in cls.unsupported_precisions:
             return unavailable(cls.unsupported_precisions[precision])
         return OK

@@ -152,7 +152,7 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
         artifact = out / f"{name}.{precision}{exporter_class.suffix}"
         status = exporter_class.availability()
         if status.is_ok:
-            status = exporter_class.precision_status(precision)
+            status = exporter_class.precision_status(precision, context=context)
         if not status.is_ok:
             result.artifacts.append(ArtifactResult(None, fmt, precision, status))
             continue
