@@ -214,12 +214,17 @@ class Exporter(abc.ABC):
         """OK or unavailable(<pip install hint>) (the heavy library is only looked up, not imported)."""
 
     @classmethod
-    def precision_status(cls, precision: str, context: bool = False) -> Status:
-        """OK when this format can produce `precision` (of a model with a context input when `context`),
-        else unavailable(<why>)."""
+    def precision_status(cls, precision: str) -> Status:
+        """OK when this format can produce `precision`, else unavailable(<why>)."""
         if precision in cls.unsupported_precisions:
             return unavailable(cls.unsupported_precisions[precision])
         return OK
+
+    @classmethod
+    def takes_context(cls, precision: str) -> bool:
+        """False where a context model's artifact at `precision` keeps one input at the export size (the
+        image as its own thumbnail): the format's converter cannot take the context input there."""
+        return True
 
     @classmethod
     def exportability_note(cls, model: Any) -> str | None:

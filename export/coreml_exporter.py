@@ -62,7 +62,7 @@ class CoreMLExporter(Exporter):
         return unavailable(f"pip install coremltools (missing {missing})") if missing else OK
 
     @classmethod
-    def precision_status(cls, precision: str, context: bool = False) -> Status:
+    def precision_status(cls, precision: str) -> Status:
         if precision == "p6" and library_missing("sklearn"):
             return unavailable("pip install scikit-learn (k-means palettization)")
         return super().precision_status(precision)

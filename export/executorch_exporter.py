@@ -10,9 +10,10 @@ kernels). XNNPACK has no weight-only int8 (w8), and 6-bit palettes (p6) are a Co
 The Python runtime that checks parity (executorch.runtime) links libtorch: see runtime/executorch.py.
 A context model gets two inputs, image (dynamic H and W: torch.export Dims, which XNNPACK takes up to the
 declared maximum) and context (256²); a .pte stores no input names, the manifest does. int8 of a context
-model is not built (CONTEXT_INT8): with a dynamic image size the partitioner leaves an int8 convolution
-outside XNNPACK and the portable kernels have no per-channel dequantize for it ("Missing out variants");
-at a static size XNNPACK refuses the program at load ("Failed to create convolution node").
+model stays today's one-input program at the export size (the image is its own thumbnail): with the context
+input, XNNPACK does not take the int8 convolutions — with a dynamic image size the partitioner leaves one to
+the portable kernels, which have no per-channel dequantize ("Missing out variants"); at a static size
+XNNPACK refuses the program at load ("Failed to create convolution node").
 
 Example: pocketgan export pocketgan/zoo/vintage-mobile/student.pt --format executorch --precision fp32,int8
 """
@@ -35,10 +36,6 @@ log = logging.getLogger(__name__)
 
 INSTALL = 'pip install "pocketgan[executorch]"'
 METHOD = "forward"
-CONTEXT_INT8 = (
-    "not built for a student with a context input: XNNPACK does not take its int8 convolutions "
-    "(dynamic size: one left to portable kernels without a per-channel dequantize; static: refused at load)"
-)
 
 
 @register_exporter("executorch")
@@ -54,10 +51,8 @@ class ExecuTorchExporter(Exporter):
     }
 
     @classmethod
-    def precision_status(cls, precision: str, context: bool = False) -> Status:
-        if context and precision == "int8":
-            return unavailable(CONTEXT_INT8)
-        return super().precision_status(precision)
+    def takes_context(cls, precision: str) -> bool:
+        return precision != "int8"
 
     @classmethod
     def availability(cls) -> Status:

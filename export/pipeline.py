@@ -143,7 +143,8 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
     if config.keep_float_budget_db is not None and not config.validate:
         raise UsageError("--keep-float auto measures parity: drop --no-validate")
     calibration = functools.cache(lambda: calibration_images(config))
-    reference = _references(model, config, context) if config.validate else None
+    # Parity references: of the model with its context input, or (an artifact without it) with thumb = image.
+    reference = functools.cache(lambda with_context: _references(model, config, with_context))
     result = ExportResult(source=source, name=name, out=out)
     progress = _progress(config)
     for fmt, precision in progress:
@@ -152,7 +153,7 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
         artifact = out / f"{name}.{precision}{exporter_class.suffix}"
         status = exporter_class.availability()
         if status.is_ok:
-            status = exporter_class.precision_status(precision, context=context)
+            status = exporter_class.precision_status(precision)
         if not status.is_ok:
             result.artifacts.append(ArtifactResult(None, fmt, precision, status))
             continue
@@ -171,22 +172,17 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
             "created": now_iso(),
         }
         keep = config.keep_float if precision == "int8" else ()
-        for fixed in _fixed_sizes(exporter_class, context, config):
+        with_context = context and exporter_class.takes_context(precision)
+        for fixed in _fixed_sizes(exporter_class, with_context, config):
             prepared = Prepared(
-                prepared_model,
-                config.size,
-                calibration,
-                metadata,
-                keep_float=keep,
-                context=context,
-                fixed=fixed,
+                prepared_model, config.size, calibration, metadata, keep, context=with_context, fixed=fixed
             )
             export_one = functools.partial(
                 _export_one,
                 exporter_class(),
                 precision=precision,
                 artifact=_sized_name(artifact, fixed, config.size),
-                reference=_for_sizes(reference, fixed),
+                reference=_for_sizes(reference(with_context) if config.validate else None, fixed),
             )
             if precision == "int8" and config.keep_float_budget_db is not None:
                 result.artifacts.append(_budgeted(export_one, prepared, fmt, config.keep_float_budget_db))

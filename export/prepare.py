@@ -79,17 +79,22 @@ class ChannelsLast(nn.Module):
 
     A student whose tail already runs channels-last ends in a permute that this one cancels, so the
     converted graph has no output transpose at all. A context model takes the thumbnail as a second NHWC
-    input, (N, 256, 256, 3); without it (one traced input) the model sees its own image as thumbnail.
+    input, (N, 256, 256, 3); traced with one input, it sees its own image as thumbnail.
     """
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        self.has_context = has_context(model)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if context is None:
-            return self.model(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return self.model(x.permute(0, 3, 1, 2), context.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        image = x.permute(0, 3, 1, 2)
+        if context is None and not self.has_context:
+            return self.model(image).permute(0, 2, 3, 1)
+        # Without a context input a context model sees its image as thumbnail (= model(image), bit for bit),
+        # passed explicitly: a BatchNorm-folded (fx-traced) model has no thumb=None path.
+        thumb = image if context is None else context.permute(0, 3, 1, 2)
+        return self.model(image, thumb).permute(0, 2, 3, 1)
 
 
 def nhwc_calibration(prepared) -> np.ndarray:

@@ -136,9 +136,8 @@ def test_every_format_exports_a_context_model_that_passes_at_a_non_square_size(t
         assert "ctx.fp32.160x96.tflite" in names and "ctx.fp32.tflite" in names
 
 
-def test_executorch_int8_of_a_context_model_is_declared_unavailable():
+def test_executorch_int8_of_a_context_model_keeps_one_input():
     from pocketgan.export.base import get_exporter
 
-    status = get_exporter("executorch").precision_status("int8", context=True)
-    assert status.startswith("unavailable: not built for a student with a context input")
-    assert get_exporter("executorch").precision_status("int8").is_ok
+    exporter = get_exporter("executorch")
+    assert not exporter.takes_context("int8") and exporter.takes_context("fp32")
