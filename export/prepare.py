@@ -100,31 +100,21 @@ class ChannelsLast(nn.Module):
 def nhwc_calibration(prepared) -> np.ndarray:
     """`prepared`'s calibration batches (N, 3, H, W) as contiguous (N, H, W, 3): what ChannelsLast takes.
 
-    A fixed-size artifact converted at another size than the calibration images (prepared.fixed) gets the
-    first FIXED_SIZE_CALIBRATION_IMAGES of them resized to its size (bilinear: activation ranges only)."""
-    images = prepared.calibration()
-    if prepared.fixed and tuple(prepared.fixed) != images.shape[2:]:
-        from torch.nn import functional as F
-
-        batch = torch.from_numpy(np.ascontiguousarray(images[:FIXED_SIZE_CALIBRATION_IMAGES]))
-        images = F.interpolate(batch, size=tuple(prepared.fixed), mode="bilinear").numpy()
+    A fixed-size artifact (prepared.fixed) other than the export size gets calibration images at its size."""
+    fixed = tuple(prepared.fixed) if prepared.fixed else None
+    images = (
+        prepared.calibration(fixed) if fixed and fixed != (prepared.size,) * 2 else prepared.calibration()
+    )
     return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
 
 
-FIXED_SIZE_CALIBRATION_IMAGES = 16
-
-
 def calibration_inputs(prepared) -> list[tuple[np.ndarray, ...]]:
-    """One (image,) or (image, context) tuple of NHWC float32 (1, H, W, 3) arrays per calibration image.
-
-    The context of a calibration image at 256² is the image itself (its own 256² thumbnail); an image
-    resized for a fixed-size artifact keeps that 256² original as its context."""
+    """One (image,) or (image, context) tuple of NHWC float32 (1, H, W, 3) arrays per calibration image,
+    the context its 256² thumbnail (at 256² the image itself)."""
     images = nhwc_calibration(prepared)
     if not prepared.context:
         return [(image[None],) for image in images]
-    originals = np.ascontiguousarray(prepared.calibration().transpose(0, 2, 3, 1))
-    thumbnails = [_thumbnail_of(original) for original in originals]
-    return [(image[None], thumbnail[None]) for image, thumbnail in zip(images, thumbnails, strict=False)]
+    return [(image[None], _thumbnail_of(image)[None]) for image in images]
 
 
 def _thumbnail_of(image: np.ndarray) -> np.ndarray:
