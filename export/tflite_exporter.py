@@ -18,6 +18,7 @@ Example: pocketgan export vintage --format tflite --precision fp32 --out dist/
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -200,6 +201,9 @@ def _convert_pt2e_int8(model, prepared: Prepared, path: Path, inputs) -> np.ndar
     """PT2E int8 with float I/O; returns torch's fake-quant graph on NCHW `inputs` (what the .tflite should give).
 
     The fake-quant outputs are computed before lowering: litert-torch rewrites the graph it converts.
+    A fixed-size artifact of a context model is calibrated like the others, on the images at the export
+    size (a dynamic-shape graph), then converted at its own size: calibrating on images at that size scored
+    lower (shipped student at 1920x1080: 34.7 dB on crops taken at that size, 35.9 on 256² images blown up).
     """
     import litert_torch
     import torch
@@ -208,7 +212,7 @@ def _convert_pt2e_int8(model, prepared: Prepared, path: Path, inputs) -> np.ndar
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from pocketgan.export.prepare import calibration_inputs, float_only_types  # imports torch
+    from pocketgan.export.prepare import calibration_inputs, dynamic_image_shapes, float_only_types
 
     wrapped, samples = _nhwc(model, prepared)
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
@@ -216,10 +220,11 @@ def _convert_pt2e_int8(model, prepared: Prepared, path: Path, inputs) -> np.ndar
         # torch.export records module types as "module.QualName" strings, which is what the filter compares.
         quantizer.set_module_type(type_name, None)
     _leave_in_float(quantizer, prepared.keep_float)
-    graph = prepare_pt2e(torch.export.export(wrapped, samples).module(), quantizer)
+    dynamic = dynamic_image_shapes() if prepared.context else None
+    graph = prepare_pt2e(torch.export.export(wrapped, samples, dynamic_shapes=dynamic).module(), quantizer)
     move_exported_model_to_eval(graph)
     with torch.no_grad():
-        for item in calibration_inputs(prepared):
+        for item in calibration_inputs(dataclasses.replace(prepared, fixed=None)):
             graph(*(torch.from_numpy(a) for a in item))
     graph = convert_pt2e(graph, fold_quantize=False)
     move_exported_model_to_eval(graph)
