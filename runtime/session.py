@@ -142,8 +142,10 @@ class Session:
         sha256: str | None = None,
         max_side: int | None = DEFAULT_MAX_SIDE,
         size_mode: str = "full",
+        threads: int | None = None,
     ):
         self.path = path
+        self.workers = threads or min(os.cpu_count() or 1, 4)  # threads of the guided upsampling
         self._sha256 = sha256
         self.engine = engine
         self.backend = engine.name
@@ -326,7 +328,7 @@ class Session:
             return result
         if self.size_mode == "model":
             return resize(result, size)
-        return guided_upsample(image, work, result)
+        return guided_upsample(image, work, result, workers=self.workers)
 
     def _run_model(self, work: np.ndarray, thumbnail: np.ndarray | None) -> np.ndarray:
         """uint8 (h, w, 3) at a size the artifact takes -> its uint8 output."""
@@ -534,4 +536,4 @@ def load(
     engine = engine_class(path, threads=threads, providers=providers)
     if manifest is None:
         manifest = engine.embedded_manifest()
-    return Session(path, engine, manifest, sha256, max_side, size_mode)
+    return Session(path, engine, manifest, sha256, max_side, size_mode, threads)

@@ -109,7 +109,8 @@ def test_guided_upsample_adds_the_change_exactly():
     np.testing.assert_array_equal(constant, np.clip(photo.astype(int) + 40, 0, 255))
     big = guided_upsample(photo, np.full_like(work, 0), np.full_like(work, 255))  # halved: within a level
     assert np.abs(big.astype(int) - np.clip(photo.astype(int) + 255, 0, 255)).max() <= 1
-    assert guided_upsample(photo, work, brighter).shape == photo.shape
+    one = guided_upsample(photo, work, brighter, rows=8)
+    np.testing.assert_array_equal(one, guided_upsample(photo, work, brighter, rows=8, workers=3))  # threads
 
 
 def test_guided_upsample_of_12_mp_needs_no_full_size_float_copy():
