@@ -18,7 +18,7 @@ from pocketgan.evals.bench import format_table as bench_table
 from pocketgan.evals.evaluate import EvalConfig, evaluate
 from pocketgan.evals.parity import ParityConfig, check_parity
 from pocketgan.evals.parity import format_table as parity_table
-from pocketgan.runtime.session import DEFAULT_MAX_SIDE
+from pocketgan.runtime.cli import max_side_option
 
 
 @click.command("bench")
@@ -40,13 +40,7 @@ from pocketgan.runtime.session import DEFAULT_MAX_SIDE
     "working size `pocketgan run` picks, and end to end (decode a JPEG, run, encode a JPEG). Default: the "
     "engine at the model's size (256 for dynamic models).",
 )
-@click.option(
-    "--max-side",
-    type=click.IntRange(min=16),
-    default=DEFAULT_MAX_SIDE,
-    show_default=True,
-    help="Working size cap, as `pocketgan run --max-side`.",
-)
+@max_side_option("Working size cap, as `pocketgan run --max-side`.")
 @artifact_options
 @console.json_option("the rows")
 def bench_command(
@@ -124,13 +118,7 @@ def bench_command(
     "run at that size (cached on disk), artifacts through Session.run as `pocketgan run` runs them; adds the "
     "detail ratio and 1:1 crops in report.html.",
 )
-@click.option(
-    "--max-side",
-    type=click.IntRange(min=16),
-    default=DEFAULT_MAX_SIDE,
-    show_default=True,
-    help="With --resolution: the working size cap, as `pocketgan run --max-side`.",
-)
+@max_side_option("With --resolution: the working size cap, as `pocketgan run --max-side`.")
 @click.option("--out", default="build/eval", show_default=True, type=click.Path(), help="Report folder.")
 @click.option("--threads", default=2, show_default=True, help="Threads for every timed model.")
 @click.option("--warmup", default=3, show_default=True, help="Untimed runs per artifact before timing.")
