@@ -240,7 +240,9 @@ class Exporter(abc.ABC):
     @classmethod
     def describe_artifact(cls, path: Path) -> dict[str, Any] | None:
         """What `inspect` says about an artifact of this format, read from the file: {"ops": {op: count},
-        "summary": one line, ...more JSON-able keys}; None where the format has nothing to say."""
+        "summary": one line, "inputs"/"outputs": [{"name", "shape", "dtype"}], "op_kinds": {kind: count},
+        ...more JSON-able keys}; None where the format has nothing to say. pocketgan.artifact_info asks
+        this for formats it has no reader of its own for."""
         return None
 
     @abc.abstractmethod

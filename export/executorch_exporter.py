@@ -65,6 +65,12 @@ class ExecuTorchExporter(Exporter):
         placement = describe_pte(path)
         calls = ", ".join(f"{name} x{n}" for name, n in placement["delegate_calls"].items()) or "none"
         return {
+            "inputs": placement["inputs"],
+            "outputs": placement["outputs"],
+            "op_kinds": {
+                "delegated": placement["delegated_nodes"],
+                "portable": placement["portable_kernel_calls"],
+            },
             "ops": {
                 **{f"delegate:{op}": n for op, n in placement["delegated_ops"].items()},
                 **{f"portable:{op}": n for op, n in placement["portable_ops"].items()},
@@ -216,12 +222,28 @@ def describe_pte(path: str | Path) -> dict[str, Any]:
                 inside.update(_xnnpack_nodes(program, delegate))
     return {
         "method": plan.name,
+        "inputs": [_tensor_entry(plan, index, "input") for index in plan.inputs],
+        "outputs": [_tensor_entry(plan, index, "output") for index in plan.outputs],
         "delegate_calls": dict(delegate_calls),
         "delegated_nodes": sum(inside.values()),
         "delegated_ops": dict(inside.most_common()),
         "portable_kernel_calls": sum(kernels.values()),
         "portable_ops": dict(kernels.most_common()),
         "methods": sorted(p.name for p in program.execution_plan),
+    }
+
+
+# ExecuTorch's ScalarType codes (the program schema's enum) -> numpy dtype names, for the ones a program here has.
+_SCALAR_TYPES = {0: "uint8", 1: "int8", 3: "int32", 4: "int64", 5: "float16", 6: "float32", 7: "float64"}
+
+
+def _tensor_entry(plan, index: int, role: str) -> dict[str, Any]:
+    """An input or output tensor of the plan as inspect lists them: name, shape, dtype."""
+    tensor = plan.values[index].val
+    return {
+        "name": f"{role}_{index}",
+        "shape": [int(n) for n in tensor.sizes],
+        "dtype": _SCALAR_TYPES.get(int(tensor.scalar_type), f"scalar type {int(tensor.scalar_type)}"),
     }
 
 
