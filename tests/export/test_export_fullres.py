@@ -141,3 +141,16 @@ def test_executorch_int8_of_a_context_model_keeps_one_input():
 
     exporter = get_exporter("executorch")
     assert not exporter.takes_context("int8") and exporter.takes_context("fp32")
+
+
+def test_sizes_option_reads_width_by_height_and_refuses_the_rest():
+    from pocketgan.errors import UsageError
+    from pocketgan.export.base import ExportConfig
+    from pocketgan.export.cli import sizes_option
+
+    assert sizes_option("1920x1080, 256x256") == ((1080, 1920), (256, 256))
+    for bad in ("1920", "axb", ""):
+        with pytest.raises(UsageError):
+            ExportConfig(sizes=sizes_option(bad))
+    with pytest.raises(UsageError, match="multiples of 4"):
+        ExportConfig(sizes=((1080, 1922),))
