@@ -10,10 +10,11 @@ kernels). XNNPACK has no weight-only int8 (w8), and 6-bit palettes (p6) are a Co
 The Python runtime that checks parity (executorch.runtime) links libtorch: see runtime/executorch.py.
 A context model gets two inputs, image (dynamic H and W: torch.export Dims, which XNNPACK takes up to the
 declared maximum) and context (256²); a .pte stores no input names, the manifest does. int8 of a context
-model stays today's one-input program at the export size (the image is its own thumbnail): with the context
-input, XNNPACK does not take the int8 convolutions — with a dynamic image size the partitioner leaves one to
-the portable kernels, which have no per-channel dequantize ("Missing out variants"); at a static size
-XNNPACK refuses the program at load ("Failed to create convolution node").
+model stays today's one-input program at the export size (the image is its own thumbnail): a context
+input means two convolutions share the encoder's weights (image and thumbnail), and XNNPACK does not take
+such int8 convolutions — with a dynamic image size the partitioner leaves one to the portable kernels, which
+have no per-channel dequantize ("Missing out variants"); at a static size XNNPACK refuses the program at
+load ("Failed to create convolution node").
 
 Example: pocketgan export pocketgan/zoo/vintage-mobile/student.pt --format executorch --precision fp32,int8
 """

@@ -89,12 +89,14 @@ class ChannelsLast(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         image = x.permute(0, 3, 1, 2)
-        if context is None and not self.has_context:
-            return self.model(image).permute(0, 2, 3, 1)
-        # Without a context input a context model sees its image as thumbnail (= model(image), bit for bit),
-        # passed explicitly: a BatchNorm-folded (fx-traced) model has no thumb=None path.
-        thumb = image if context is None else context.permute(0, 3, 1, 2)
-        return self.model(image, thumb).permute(0, 2, 3, 1)
+        if context is not None:
+            return self.model(image, context.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        if self.has_context and isinstance(self.model, torch.fx.GraphModule):
+            # A BatchNorm-folded (fx-traced) student has no thumb=None path: its image is its thumbnail.
+            return self.model(image, image).permute(0, 2, 3, 1)
+        # thumb=None, not thumb=image: the same values, without running the encoder twice on the image
+        # (XNNPACK refuses int8 convolutions whose weights two convolutions share).
+        return self.model(image).permute(0, 2, 3, 1)
 
 
 def nhwc_calibration(prepared) -> np.ndarray:
