@@ -178,9 +178,34 @@ def _quick_psnr(path: Path, inputs: list[tuple[np.ndarray, ...]], reference: np.
 
     engine = LiteRTBackend(path, threads=2)
     outputs = [
-        engine.run_inputs([np.ascontiguousarray(a.transpose(0, 2, 3, 1)) for a in item]) for item in inputs
+        _dequantized(
+            engine.outputs[0],
+            engine.run_inputs(
+                [
+                    _quantized(spec, a.transpose(0, 2, 3, 1))
+                    for spec, a in zip(engine.inputs, item, strict=True)
+                ]
+            ),
+        )
+        for item in inputs
     ]
     return psnr(np.concatenate(outputs).transpose(0, 3, 1, 2), reference)
+
+
+def _quantized(spec, values: np.ndarray) -> np.ndarray:
+    """Float values -> what a (possibly integer, quantized) input tensor takes."""
+    if spec.quantization is None:
+        return np.ascontiguousarray(values, dtype=spec.dtype)
+    scale, zero_point = spec.quantization
+    info = np.iinfo(np.dtype(spec.dtype))
+    return np.clip(np.rint(values / scale) + zero_point, info.min, info.max).astype(spec.dtype)
+
+
+def _dequantized(spec, raw: np.ndarray) -> np.ndarray:
+    if spec.quantization is None:
+        return raw.astype(np.float32)
+    scale, zero_point = spec.quantization
+    return (raw.astype(np.float32) - zero_point) * np.float32(scale)
 
 
 def _nhwc(model, prepared: Prepared):

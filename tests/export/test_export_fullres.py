@@ -58,7 +58,7 @@ def test_onnx_context_artifact_is_dynamic_and_passes_at_every_size(onnx_export, 
     artifact = next(a for a in onnx_export.artifacts if a.precision == precision)
     assert artifact.status == "ok", artifact.status
     manifest = artifact.manifest
-    assert manifest["input"]["sizes"] == {"dynamic": True, "multiple": 4, "min": 64, "max": 4096}
+    assert manifest["input"]["sizes"] == {"dynamic": True, "multiple": 4, "min": 16, "max": 4096}
     assert manifest["context_input"]["name"] == "context"
     assert manifest["context_input"]["shape"] == [1, 256, 256, 3]
     assert manifest["context_input"]["thumbnail"] == "pocketgan.images.context_thumbnail"
