@@ -89,10 +89,11 @@ def measure_photo(
     working = session.working_size(photo_size)
     if options["mode"] == "engine":
         image = np.random.default_rng(0).integers(0, 256, (*working, 3), dtype=np.uint8)
-        arrays = session.native_inputs(image)
+        engine = session.session_for(working)  # a per-size export's file for that size
+        arrays = engine.native_inputs(image)
 
         def once():
-            session.run_arrays(arrays)
+            engine.run_arrays(arrays)
     else:
         label = ProvenanceLabel(session.sha256, Path(path).name)
 

@@ -36,7 +36,7 @@ from pocketgan.manifest import (
     verify_artifacts,
 )
 from pocketgan.metrics import detail_ratio
-from pocketgan.runtime.session import DEFAULT_MAX_SIDE
+from pocketgan.runtime.session import DEFAULT_MAX_SIDE, SIZE_TAG
 from pocketgan.status import OK, failed, unavailable
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,17 @@ def _run(path: Path, images: list[np.ndarray], config: FullResConfig) -> tuple[d
         return row, [to_float(session.run(image)) for image in images]
 
 
+def _one_per_export(paths: list[Path]) -> list[Path]:
+    """Artifacts without the per-size files of an export listed beside their main file: Session.run of the
+    main file picks among them (runtime.session.size_files), so one row covers the export."""
+    names = {path.name for path in paths}
+    return [
+        path
+        for path in paths
+        if not (SIZE_TAG.search(path.stem) and SIZE_TAG.sub("", path.stem) + path.suffix in names)
+    ]
+
+
 def _scores(outputs, teachers, names, split_of, baseline) -> dict[str, Any]:
     fidelity = split_fidelity(outputs, teachers, names, split_of, baseline)
     ratios = [detail_ratio(o, t) for o, t in zip(outputs, teachers, strict=True)]
@@ -147,6 +158,7 @@ def evaluate_full_resolution(config: FullResConfig) -> dict[str, Any]:
 
     paths = find_artifacts(config.artifacts)
     verify_artifacts([path for path in paths if path.exists()], required=True)
+    paths = _one_per_export(paths)
     named = full_size_images(config)
     names, images = [n for n, _ in named], [i for _, i in named]
     split_of = image_splits(names, config.data, config.split)

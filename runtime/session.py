@@ -318,8 +318,11 @@ class Session:
             return working_size(SizePolicy(fixed=tuple(self.size_files)), size, self.max_side)
         return working_size(self.sizes, size, self.max_side)
 
-    def _size_session(self, size: tuple[int, int]) -> Session:
-        """The session of the per-size file for `size`, loaded once with this session's options."""
+    def session_for(self, size: tuple[int, int]) -> Session:
+        """The session that runs working size `size`: this one, or that of the per-size file for it (loaded
+        once, with this session's options)."""
+        if size == self.size or size not in self.size_files:
+            return self
         if size not in self._size_sessions:
             self._size_sessions[size] = load(self.size_files[size], **self._load_options)
         return self._size_sessions[size]
@@ -339,7 +342,7 @@ class Session:
         size = image.shape[:2]
         work_size = self.working_size(size)
         if work_size != self.size and work_size in self.size_files:  # the export's file for that size
-            return self._size_session(work_size).run(image, thumbnail=thumbnail)
+            return self.session_for(work_size).run(image, thumbnail=thumbnail)
         work = resize(image, work_size)
         result = self._run_model(work, thumbnail if thumbnail is not None else self.thumbnail(image))
         if result.shape[:2] == size:
@@ -567,7 +570,7 @@ def load(
     return session
 
 
-_SIZE_TAG = re.compile(r"\.\d+x\d+$")  # NAME.PRECISION.WxH.EXT: one file of a per-size export
+SIZE_TAG = re.compile(r"\.\d+x\d+$")  # NAME.PRECISION.WxH.EXT: one file of a per-size export
 
 
 def size_files(path: Path, manifest: dict[str, Any] | None) -> dict[tuple[int, int], Path]:
@@ -577,10 +580,10 @@ def size_files(path: Path, manifest: dict[str, Any] | None) -> dict[tuple[int, i
     source = ((manifest or {}).get("source") or {}).get("checkpoint_sha256")
     if not source or not _fixed_sizes(manifest) or not path.is_file():
         return {}
-    base = _SIZE_TAG.sub("", path.name[: -len(path.suffix)])
+    base = SIZE_TAG.sub("", path.name[: -len(path.suffix)])
     files = {}
     for candidate in sorted(path.parent.glob(f"{glob_escape(base)}*{path.suffix}")):
-        if _SIZE_TAG.sub("", candidate.name[: -len(candidate.suffix)]) != base:
+        if SIZE_TAG.sub("", candidate.name[: -len(candidate.suffix)]) != base:
             continue
         other = candidate if candidate == path else None
         other_manifest = manifest if other else read_manifest(candidate)
