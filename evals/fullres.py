@@ -2,7 +2,7 @@
 
 Each photo is scaled so its long side is N (never up: a smaller photo stays at its size), both sides a
 multiple of 4 (the teacher's two stride-2 stages). The teacher runs on it once: its outputs are cached on
-disk (distill.cache.TeacherOutputCache, keyed by teacher hash, image content and N), so a second eval
+disk (teacher_cache_folder: keyed by teacher hash, N and image content), so a second eval
 costs no teacher time. Artifacts run through `Session.run`, exactly as `pocketgan run` runs a photo
 (working size up to `max_side`, guided upsampling beyond). Per artifact and image: PSNR/SSIM, the gain over
 doing nothing (the input scored against the teacher), grade ΔE00, texture SWD, detail energy, and the
@@ -15,7 +15,9 @@ Example: pocketgan eval --artifacts dist/ --resolution 1280 --out build/eval-128
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from pocketgan.evals.common import artifact_format, find_artifacts, image_splits
 from pocketgan.evals.splits import split_fidelity
 from pocketgan.images import find_images, load_image, resize, to_float, to_uint8
 from pocketgan.manifest import (
+    atomic_path,
     atomic_write_bytes,
     atomic_write_json,
     library_versions,
@@ -88,25 +91,40 @@ def full_size_images(config: FullResConfig) -> list[tuple[str, np.ndarray]]:
     return [(name, resize(image, scaled_size(image.shape[:2], config.resolution))) for name, image in named]
 
 
+def teacher_cache_folder(config: FullResConfig, teacher_hash: str) -> Path:
+    """$POCKETGAN_CACHE (or ~/.cache/pocketgan, or config.cache)/teacher_fullres/<teacher hash>/<N>/."""
+    root = config.cache or os.environ.get("POCKETGAN_CACHE") or Path.home() / ".cache" / "pocketgan"
+    return Path(root) / "teacher_fullres" / teacher_hash[:32] / str(config.resolution)
+
+
 def teacher_outputs(
     config: FullResConfig, images: list[np.ndarray]
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """The teacher on each image at its size (float HxWx3 in [-1, 1]), from the on-disk cache where it can."""
+    """The teacher on each image at its size (float HxWx3 in [-1, 1]): one float16 .npy per image content
+    in teacher_cache_folder, so a second eval runs no teacher."""
     import torch
 
-    from pocketgan.distill.cache import TeacherOutputCache  # imports torch
     from pocketgan.models.teacher import load_teacher  # imports torch
 
     torch.set_num_threads(config.threads)
     teacher = load_teacher(config.teacher, config.teacher_weights)
-    cache = TeacherOutputCache(config.cache and Path(config.cache) / "teacher_outputs", teacher.hash)
-    outputs = []
-    with torch.no_grad():
-        for image in images:
-            (output,) = cache.outputs(teacher, [image], config.resolution, seed=0, batch=1)
-            outputs.append(output.transpose(1, 2, 0))
-    section = {"spec": config.teacher, "hash": teacher.hash, "cache": str(cache.folder)}
-    return outputs, section | {"cache_hits": cache.hits, "cache_misses": cache.misses}
+    folder = teacher_cache_folder(config, teacher.hash)
+    outputs, hits = [], 0
+    for image in images:
+        digest = hashlib.sha256(f"{image.shape}|".encode() + np.ascontiguousarray(image).tobytes())
+        path = folder / f"{digest.hexdigest()[:40]}.npy"
+        cached = np.load(path, allow_pickle=False) if path.is_file() else None
+        if cached is not None and cached.shape == image.shape:
+            hits += 1
+        else:
+            with torch.no_grad():
+                x = torch.from_numpy(to_float(image).transpose(2, 0, 1)[None].copy())
+                cached = teacher(x).float().clamp(-1, 1)[0].permute(1, 2, 0).numpy().astype(np.float16)
+            with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+                np.save(handle, cached, allow_pickle=False)
+        outputs.append(cached.astype(np.float32))
+    section = {"spec": config.teacher, "hash": teacher.hash, "cache": str(folder)}
+    return outputs, section | {"cache_hits": hits, "cache_misses": len(images) - hits}
 
 
 def _run(path: Path, images: list[np.ndarray], config: FullResConfig) -> tuple[dict[str, Any], list | None]:
