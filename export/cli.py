@@ -22,12 +22,16 @@ HELP = f"""Export CHECKPOINT (a student .pt) or TEACHER_SPEC (e.g. vintage) to p
     int8-full quantizes every op (TFLite: int8 image I/O; ONNX: QDQ on every op) for phone NPUs; each
     manifest lists the ops left in float ("npu"). A precision a format cannot do is reported as unavailable,
     with the reason. Exit 1 when parity fails (`pocketgan explain ARTIFACT` says why).
+    A student's artifacts take the image at many sizes plus a 256x256 context thumbnail: ONNX, Core ML and
+    ExecuTorch one file with dynamic height/width, TFLite one file per --sizes entry
+    (NAME.PRECISION.WxH.tflite); parity is checked at every --sizes entry.
 
     \b
     Examples:
       pocketgan export runs/quick/best.pt --format all --precision all --out dist/
       pocketgan export vintage --format onnx,tflite --precision fp32 --out dist/
       pocketgan export runs/quick/best.pt --format onnx,tflite --precision int8 --keep-float auto
+      pocketgan export runs/quick/best.pt --format onnx --precision fp32 --sizes 256x256,640x480
     """
 
 
@@ -39,6 +43,17 @@ def _split(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
     if bad or not items:
         raise UsageError(f"--{what} {text!r}: choose from {', '.join(allowed)} or all")
     return items
+
+
+def sizes_option(text: str) -> tuple[tuple[int, int], ...]:
+    """ "1920x1080,256x256" (W x H) -> ((1080, 1920), (256, 256)) as (H, W)."""
+    sizes = []
+    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
+        width, _, height = part.partition("x")
+        if not (width.isdigit() and height.isdigit()):
+            raise UsageError(f"--sizes {text!r}: expected WxH[,WxH...], e.g. 1920x1080")
+        sizes.append((int(height), int(width)))
+    return tuple(sizes)
 
 
 def keep_float_option(text: str | None) -> tuple[tuple[str, ...], float | None]:
@@ -105,6 +120,12 @@ def _number(value) -> str:
 @click.option(
     "--size", default=ExportConfig.size, show_default=True, type=int, help="Static input size (square)."
 )
+@click.option(
+    "--sizes",
+    default=",".join(f"{w}x{h}" for h, w in ExportConfig.sizes),
+    show_default=True,
+    help="W x H sizes a student's artifacts are checked at (and TFLite's files are made for).",
+)
 @click.option("--no-validate", is_flag=True, help="Skip the parity check against torch.")
 @console.json_option("the results (one entry per artifact, with its parity)")
 def export_command(
@@ -117,6 +138,7 @@ def export_command(
     out,
     name,
     size,
+    sizes,
     no_validate,
     json_target,
 ):
@@ -129,6 +151,7 @@ def export_command(
         formats=_split(formats, FORMATS, "format"),
         precisions=_split(precisions, PRECISIONS, "precision"),
         size=size,
+        sizes=sizes_option(sizes),
         out=out,
         calibration=calibration,
         calibration_count=calibration_count,

@@ -8,6 +8,13 @@ calibrated on the same images as the other formats; layers marked `float_only` s
 fp16 runs the model in half precision inside XNNPACK, with float32 image I/O (the casts run on portable
 kernels). XNNPACK has no weight-only int8 (w8), and 6-bit palettes (p6) are a Core ML format.
 The Python runtime that checks parity (executorch.runtime) links libtorch: see runtime/executorch.py.
+A context model gets two inputs, image (dynamic H and W: torch.export Dims, which XNNPACK takes up to the
+declared maximum) and context (256²); a .pte stores no input names, the manifest does. int8 of a context
+model stays today's one-input program at the export size (the image is its own thumbnail): a context
+input means two convolutions share the encoder's weights (image and thumbnail), and XNNPACK does not take
+such int8 convolutions — with a dynamic image size the partitioner leaves one to the portable kernels, which
+have no per-channel dequantize ("Missing out variants"); at a static size XNNPACK refuses the program at
+load ("Failed to create convolution node").
 
 Example: pocketgan export pocketgan/zoo/vintage-mobile/student.pt --format executorch --precision fp32,int8
 """
@@ -22,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketgan.errors import ModelLoadError
-from pocketgan.export.base import Exporter, Prepared, library_missing, register_exporter
+from pocketgan.export.base import Exporter, Prepared, library_missing, nhwc_io_entries, register_exporter
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 from pocketgan.status import OK, Status, unavailable
 
@@ -43,6 +50,10 @@ class ExecuTorchExporter(Exporter):
         "int8-full": "not built for ExecuTorch: XNNPACK is a CPU delegate (int8 keeps float I/O and the colour "
         "transform); export TFLite or ONNX int8-full for an NPU",
     }
+
+    @classmethod
+    def takes_context(cls, precision: str) -> bool:
+        return precision != "int8"
 
     @classmethod
     def availability(cls) -> Status:
@@ -76,7 +87,7 @@ class ExecuTorchExporter(Exporter):
         from pocketgan.export.prepare import ChannelsLast  # imports torch
 
         model = ChannelsLast(prepared.model).eval()
-        io = _io_entries(prepared.size)
+        io = nhwc_io_entries(prepared, "image", "output")
         embedded = json.dumps({**prepared.metadata, **io}, default=str)
         if precision == "int8":
             graph = _quantize_int8(model, prepared)
@@ -88,21 +99,10 @@ class ExecuTorchExporter(Exporter):
             graph = _in_float16(model)
         else:
             graph = model
-        program, delegation = _lower(graph, prepared.size, embedded)
+        program, delegation = _lower(graph, prepared, embedded)
         path.write_bytes(program.buffer)
         io["delegation"] = delegation
         return io
-
-
-def _io_entries(size: int) -> dict[str, Any]:
-    tensor = {
-        "shape": [1, size, size, 3],
-        "layout": "NHWC",
-        "dtype": "float32",
-        "range": [-1, 1],
-        "color": "RGB",
-    }
-    return {"input": {"name": "image", **tensor}, "output": {"name": "output", **tensor}}
 
 
 def _in_float16(model):
@@ -116,8 +116,10 @@ def _in_float16(model):
             super().__init__()
             self.model = half
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.model(x.half()).float()
+        def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+            if context is None:
+                return self.model(x.half()).float()
+            return self.model(x.half(), context.half()).float()
 
     return Float16(copy.deepcopy(model).half()).eval()
 
@@ -132,32 +134,36 @@ def _quantize_int8(model, prepared: Prepared):
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from pocketgan.export.prepare import nhwc_calibration  # imports torch
+    from pocketgan.export.prepare import calibration_inputs, sample_inputs  # imports torch
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     # XNNPACKQuantizer filters by module class (litert-torch's quantizer by its "module.QualName" string).
     for module_type in {type(m) for m in model.modules() if getattr(m, "float_only", False)}:
         quantizer.set_module_type(module_type, None)
-    sample = torch.zeros(1, prepared.size, prepared.size, 3)
-    graph = prepare_pt2e(torch.export.export(model, (sample,)).module(), quantizer)
+    samples = sample_inputs(prepared.size, prepared.size, prepared.context)
+    graph = prepare_pt2e(torch.export.export(model, samples).module(), quantizer)
     move_exported_model_to_eval(graph)
     with torch.no_grad():
-        for image in nhwc_calibration(prepared):
-            graph(torch.from_numpy(image[None]))
+        for item in calibration_inputs(prepared):
+            graph(*(torch.from_numpy(a) for a in item))
     graph = convert_pt2e(graph)
     move_exported_model_to_eval(graph)
     return graph
 
 
-def _lower(model, size: int, embedded_manifest: str):
+def _lower(model, prepared: Prepared, embedded_manifest: str):
     """(ExecutorchProgramManager, delegation counts) of `model` lowered to XNNPACK + portable kernels."""
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.devtools.backend_debug import get_delegation_info
     from executorch.exir import to_edge_transform_and_lower
 
+    from pocketgan.export.prepare import dynamic_image_shapes, sample_inputs  # imports torch
+
+    samples = sample_inputs(prepared.size, prepared.size, prepared.context)
+    dynamic = dynamic_image_shapes() if prepared.context else None
     with torch.no_grad():
-        exported = torch.export.export(model, (torch.zeros(1, size, size, 3),))
+        exported = torch.export.export(model, samples, dynamic_shapes=dynamic)
     edge = to_edge_transform_and_lower(
         exported,
         partitioner=[XnnpackPartitioner()],

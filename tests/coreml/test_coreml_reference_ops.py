@@ -175,6 +175,25 @@ CASES_IOS16 = [
         lambda x, p: mb.concat(values=[x, p], axis=1, interleave=True),
         lambda x, p: np.stack([x, p], 2).reshape(1, 8, 8, 8),
     ),
+    # The shape arithmetic of programs with flexible input sizes: shape, gather (also of scalars), concat.
+    ("shape", "shape", lambda x, p: mb.cast(x=mb.shape(x=x), dtype="fp32"), lambda x, p: np.float32(x.shape)),
+    (
+        "gather",
+        "gather",
+        lambda x, p: mb.gather(x=x, indices=np.array([2, 0], np.int32), axis=1),
+        lambda x, p: np.take(x, [2, 0], axis=1),
+    ),
+    (
+        "concat_scalars",
+        "concat",
+        lambda x, p: mb.cast(
+            x=mb.concat(
+                values=[mb.gather(x=mb.shape(x=x), indices=0), mb.gather(x=mb.shape(x=x), indices=-1)], axis=0
+            ),
+            dtype="fp32",
+        ),
+        lambda x, p: np.float32([x.shape[0], x.shape[-1]]),
+    ),
     (
         "reshape",
         "reshape",

@@ -95,7 +95,7 @@ def test_export_stderr_holds_no_third_party_warning_line(tmp_path):
     payload = {"student": "tiny-unet", "student_kwargs": {"width": 4}, "state_dict": model.state_dict()}
     save_checkpoint(checkpoint, payload | {"config": {}})
     command = [sys.executable, "-m", "pocketgan", "export", str(checkpoint), "--format", "onnx,tflite"]
-    command += ["--precision", "fp32,int8", "--size", "32", "--calibration-count", "4"]
+    command += ["--precision", "fp32,int8", "--size", "32", "--sizes", "32x32", "--calibration-count", "4"]
     command += ["--out", str(tmp_path / "dist"), "--json", "-"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
