@@ -73,6 +73,56 @@ def measure(path: str, threads: int, warmup: int, iterations: int, backend: str 
     }
 
 
+def measure_photo(
+    path: str, threads: int, warmup: int, iterations: int, backend: str | None, options: dict
+) -> dict:
+    """One photo size, as `pocketgan run` sees it: the engine alone at the working size the session picks
+    ("engine"), or decode of the JPEG `options["jpeg"]` -> Session.run -> JPEG encode ("end-to-end")."""
+    from pocketgan.images import read_photo
+    from pocketgan.runtime.provenance import ProvenanceLabel, encode_image
+
+    rss_before = _rss_mb("VmRSS")
+    start = time.perf_counter()
+    session = runtime.load(path, backend=backend, threads=threads, verify=False, max_side=options["max_side"])
+    load_ms = (time.perf_counter() - start) * 1e3
+    photo_size = tuple(options["photo"])
+    working = session.working_size(photo_size)
+    if options["mode"] == "engine":
+        image = np.random.default_rng(0).integers(0, 256, (*working, 3), dtype=np.uint8)
+        arrays = session.native_inputs(image)
+
+        def once():
+            session.run_arrays(arrays)
+    else:
+        label = ProvenanceLabel(session.sha256, Path(path).name)
+
+        def once():
+            photo = read_photo(options["jpeg"])
+            encode_image(session.run(photo.pixels), "jpg", label, exif=photo.exif)
+
+    start = time.perf_counter()
+    once()
+    first_run_ms = (time.perf_counter() - start) * 1e3
+    for _ in range(warmup):
+        once()
+    times = np.empty(iterations)
+    for i in range(iterations):
+        start = time.perf_counter()
+        once()
+        times[i] = (time.perf_counter() - start) * 1e3
+    return {
+        "backend": session.backend,
+        "mode": options["mode"],
+        "photo_size": list(photo_size),
+        "input_size": list(working),
+        "load_ms": load_ms,
+        "first_run_ms": first_run_ms,
+        "times_ms": times.tolist(),
+        "rss_before_load_mb": rss_before,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pocketgan.evals._bench_worker")
     parser.add_argument("model")
@@ -81,10 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--backend", default=None)
     parser.add_argument("--size", type=int, default=256, help="input size when the model's is dynamic")
+    parser.add_argument("--photo", default=None, help="JSON: {photo: [H, W], mode, jpeg, max_side}")
     args = parser.parse_args(argv)
 
     try:
-        row = measure(args.model, args.threads, args.warmup, args.iterations, args.backend, args.size)
+        if args.photo:
+            options = json.loads(args.photo)
+            row = measure_photo(args.model, args.threads, args.warmup, args.iterations, args.backend, options)
+        else:
+            row = measure(args.model, args.threads, args.warmup, args.iterations, args.backend, args.size)
         row["status"] = "ok"
     except BackendUnavailable as exc:
         row = {"status": f"unavailable: {exc}"}

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,11 @@ from tqdm import tqdm
 from pocketgan.errors import UsageError
 from pocketgan.evals.common import artifact_format
 from pocketgan.manifest import read_manifest, size_bytes, verify_artifacts
+from pocketgan.runtime.session import DEFAULT_MAX_SIDE
 from pocketgan.status import Status, failed
+
+PHOTO_MODES = ("engine", "end-to-end")
+BENCH_PHOTO = "kleiber.jpg"  # the embedded set's largest photo (6028 x 3391, test split): real JPEG content
 
 # A percentile is printed only when there are enough samples for it to be more than the maximum: pN needs
 # at least 100 / (100 - N) samples (p90: 10, p99: 100); with fewer it is None (JSON null, "-" in the table).
@@ -39,7 +44,11 @@ class BenchConfig:
     warmup: int = 5
     iterations: int = 100  # enough for p99 (PERCENTILES)
     backend: str | None = None
-    size: int = 256  # input size for models whose shape is dynamic
+    size: int = 256  # input size for models whose shape is dynamic (without photo_sizes)
+    # Photo sizes (H, W): per size an "engine" row (the engine at the working size Session.run picks) and an
+    # "end-to-end" row (decode a JPEG of that size, Session.run, encode a JPEG); empty: the model size only.
+    photo_sizes: tuple[tuple[int, int], ...] = ()
+    max_side: int | None = DEFAULT_MAX_SIDE
     timeout_s: float = 600.0
     every_percentile: bool = False  # True: p90/p99 even from too few samples (eval.json's fixed keys)
 
@@ -104,8 +113,26 @@ def spread_note(latency: dict[str, float]) -> str | None:
     return None
 
 
-def bench_one(model: str | os.PathLike, config: BenchConfig) -> dict[str, Any]:
-    """One row: the worker's measurements plus file size and manifest facts."""
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """ "1024,1920x1080,4032x3024" -> ((1024, 1024), (1080, 1920), (3024, 4032)): W x H in, (H, W) out."""
+    sizes = []
+    for part in filter(None, (p.strip().lower() for p in text.split(","))):
+        try:
+            width, height = (int(v) for v in part.split("x")) if "x" in part else (int(part), int(part))
+        except ValueError:
+            raise UsageError(
+                f"--size takes N or WxH, comma-separated (e.g. 1024,1920x1080); got {part!r}"
+            ) from None
+        if min(width, height) < 1:
+            raise UsageError(f"--size {part}: sides must be positive")
+        sizes.append((height, width))
+    if not sizes:
+        raise UsageError("--size: give at least one size")
+    return tuple(sizes)
+
+
+def bench_one(model: str | os.PathLike, config: BenchConfig, photo: dict | None = None) -> dict[str, Any]:
+    """One row: the worker's measurements plus file size and manifest facts (`photo`: a photo-size row)."""
     path = Path(model)
     if not path.exists():
         raise UsageError(f"{path}: no such model file")
@@ -120,11 +147,11 @@ def bench_one(model: str | os.PathLike, config: BenchConfig) -> dict[str, Any]:
         "iterations": config.iterations,
         "size_bytes": size_bytes(path),
     }
-    row.update(_run_worker(path, config))
+    row.update(_run_worker(path, config, photo))
     return row
 
 
-def _run_worker(path: Path, config: BenchConfig) -> dict[str, Any]:
+def _run_worker(path: Path, config: BenchConfig, photo: dict | None = None) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
@@ -143,6 +170,8 @@ def _run_worker(path: Path, config: BenchConfig) -> dict[str, Any]:
     ]
     if config.backend:
         command += ["--backend", config.backend]
+    if photo:
+        command += ["--photo", json.dumps(photo | {"max_side": config.max_side})]
     env = dict(os.environ, **{name: str(config.threads) for name in THREAD_VARIABLES})
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(Path(__file__).parent.parent), env.get("PYTHONPATH")])
@@ -179,17 +208,52 @@ def bench(models: list[str | os.PathLike], config: BenchConfig | None = None) ->
         raise UsageError(f"no such model file: {', '.join(missing)}")
     verify_artifacts(models)
     result = BenchResult(config)
-    with tqdm(models, desc="pocketgan bench", unit="model", file=sys.stderr, disable=None) as progress:
-        for model in progress:
-            progress.set_postfix_str(Path(model).name)
-            result.rows.append(bench_one(model, config))
+    with tempfile.TemporaryDirectory(prefix="pocketgan-bench-") as folder:
+        jobs = [(model, photo) for model in models for photo in _photo_jobs(config, Path(folder))]
+        with tqdm(jobs, desc="pocketgan bench", unit="run", file=sys.stderr, disable=None) as progress:
+            for model, photo in progress:
+                progress.set_postfix_str(Path(model).name)
+                result.rows.append(bench_one(model, config, photo))
     return result
+
+
+def _photo_jobs(config: BenchConfig, folder: Path) -> list[dict | None]:
+    """Per photo size an engine and an end-to-end job (with a real photo saved as a JPEG of that size)."""
+    if not config.photo_sizes:
+        return [None]
+    jobs: list[dict | None] = []
+    for height, width in config.photo_sizes:
+        jpeg = folder / f"photo-{width}x{height}.jpg"
+        _write_test_jpeg(jpeg, (height, width))
+        jobs += [{"photo": [height, width], "mode": mode, "jpeg": str(jpeg)} for mode in PHOTO_MODES]
+    return jobs
+
+
+def _write_test_jpeg(path: Path, size: tuple[int, int]) -> None:
+    """The largest photo of the embedded set, resized to `size`, as a quality-95 JPEG (a camera's file)."""
+    from PIL import Image
+
+    from pocketgan.data.photos import PHOTOS_DIR
+    from pocketgan.images import load_image, resize
+
+    Image.fromarray(resize(load_image(PHOTOS_DIR / BENCH_PHOTO), size)).save(path, quality=95)
+
+
+def _photo_cell(row: dict[str, Any]) -> str:
+    """ "4032x3024 e2e@1536x1152" for a photo-size row, the model's input size ("256x256") otherwise."""
+    size = row.get("photo_size")
+    working = row.get("input_size")
+    if not size:
+        return f"{working[1]}x{working[0]}" if working else "-"
+    mode = "e2e" if row.get("mode") == "end-to-end" else "engine"
+    return f"{size[1]}x{size[0]} {mode}" + (f"@{working[1]}x{working[0]}" if working else "")
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of bench rows, with notes below it."""
     header = [
         "model",
+        "photo",
         "backend",
         "thr",
         "size MB",
@@ -205,9 +269,16 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     notes = []
     for row in rows:
         name = Path(row["model"]).name
+        photo = _photo_cell(row)
         if row.get("status") != "ok":
             lines.append(
-                [name, str(row.get("backend") or "-"), str(row["threads"]), f"{row['size_bytes'] / 1e6:.2f}"]
+                [
+                    name,
+                    photo,
+                    str(row.get("backend") or "-"),
+                    str(row["threads"]),
+                    f"{row['size_bytes'] / 1e6:.2f}",
+                ]
             )
             notes.append(f"{name}: {row['status']}")
             continue
@@ -215,6 +286,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             [
                 name,
+                photo,
                 row["backend"],
                 str(row["threads"]),
                 f"{row['size_bytes'] / 1e6:.2f}",

@@ -13,11 +13,12 @@ from pocketgan import console
 from pocketgan.artifacts import artifact_options, resolve_folder, resolve_model
 from pocketgan.config import DEFAULT_TEACHER
 from pocketgan.errors import CheckFailed
-from pocketgan.evals.bench import BenchConfig, bench
+from pocketgan.evals.bench import BenchConfig, bench, parse_sizes
 from pocketgan.evals.bench import format_table as bench_table
 from pocketgan.evals.evaluate import EvalConfig, evaluate
 from pocketgan.evals.parity import ParityConfig, check_parity
 from pocketgan.evals.parity import format_table as parity_table
+from pocketgan.runtime.session import DEFAULT_MAX_SIDE
 
 
 @click.command("bench")
@@ -31,11 +32,34 @@ from pocketgan.evals.parity import format_table as parity_table
     help="Timed runs; p90 is shown from 10, p99 from 100.",
 )
 @click.option("--backend", default=None, help="Runtime backend (default: chosen by file type).")
-@click.option("--size", default=256, show_default=True, help="Input size for models with dynamic shapes.")
+@click.option(
+    "--size",
+    "sizes",
+    default=None,
+    help="Photo sizes, N or WxH comma-separated (e.g. 1024,1920x1080,4032x3024): per size the engine at the "
+    "working size `pocketgan run` picks, and end to end (decode a JPEG, run, encode a JPEG). Default: the "
+    "engine at the model's size (256 for dynamic models).",
+)
+@click.option(
+    "--max-side",
+    type=click.IntRange(min=16),
+    default=DEFAULT_MAX_SIDE,
+    show_default=True,
+    help="Working size cap, as `pocketgan run --max-side`.",
+)
 @artifact_options
 @console.json_option("the rows")
 def bench_command(
-    models, threads, warmup, iterations, backend, size, artifact_format, artifact_precision, json_target
+    models,
+    threads,
+    warmup,
+    iterations,
+    backend,
+    sizes,
+    max_side,
+    artifact_format,
+    artifact_precision,
+    json_target,
 ):
     """Time artifacts, each in a fresh process: load, first run, p50/p90/p99/mean, peak RSS, size.
 
@@ -50,9 +74,14 @@ def bench_command(
       pocketgan bench dist/student.fp32.onnx dist/student.int8.tflite --threads 2
       pocketgan bench vintage-mobile --artifact-format tflite --precision int8
       pocketgan bench dist/*.onnx --iterations 200 --json - > build/bench.json
+      pocketgan bench dist/student.int8.tflite --size 1024,1920x1080,4032x3024 --warmup 1 --iterations 10
     """
     paths = [resolve_model(m, artifact_format, artifact_precision) for m in models]
-    result = bench(paths, BenchConfig(threads, warmup, iterations, backend=backend, size=size))
+    photo_sizes = parse_sizes(sizes) if sizes else ()
+    config = BenchConfig(
+        threads, warmup, iterations, backend=backend, photo_sizes=photo_sizes, max_side=max_side
+    )
+    result = bench(paths, config)
     console.say(bench_table(result.rows), json_target)
     console.emit_json(json_target, result.to_json())
     if result.failed:  # the table's notes give each one's reason

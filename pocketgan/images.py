@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 RESIZE_FILTER = "bicubic"
 _PIL_FILTER = Image.Resampling.BICUBIC
+# Side of the square thumbnail of the whole image that students take their global context (grade) from,
+# whatever the size they run at: a crop, a tile and a 12 MP photo get the same grade (context_thumbnail).
+CONTEXT_SIZE = 256
 ORIENTATION_TAG = 0x0112
 EXIF_IFD_TAG = 0x8769
 COLOR_SPACE_TAG = 0xA001  # in the Exif IFD: 1 = sRGB
@@ -235,6 +238,21 @@ def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     if image.shape[:2] == (height, width):
         return image
     return np.asarray(Image.fromarray(image).resize((width, height), _PIL_FILTER))
+
+
+def context_thumbnail(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (CONTEXT_SIZE, CONTEXT_SIZE, 3): the whole image, aspect not kept.
+
+    An area (box) average when shrinking, so every pixel counts and no detail aliases into the colour
+    statistics; bicubic (RESIZE_FILTER) up where a side is below CONTEXT_SIZE.
+    """
+    height, width = image.shape[:2]
+    if (height, width) == (CONTEXT_SIZE, CONTEXT_SIZE):
+        return image
+    if height >= CONTEXT_SIZE and width >= CONTEXT_SIZE:
+        thumb = Image.fromarray(image).resize((CONTEXT_SIZE, CONTEXT_SIZE), Image.Resampling.BOX)
+        return np.asarray(thumb)
+    return resize(image, CONTEXT_SIZE)
 
 
 def center_crop_square(image: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from pocketgan.errors import BackendUnavailable, UsageError
+from pocketgan.errors import BackendUnavailable, ModelLoadError, UsageError
 from pocketgan.status import Status, unavailable
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,18 @@ class Backend(abc.ABC):
 
         The caller may reuse `array`'s memory after this returns: do not keep a reference to it.
         """
+
+    def run_inputs(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """Run a model with several inputs (artifact-native arrays in `inputs` order); the first output.
+
+        Engines that run two-input artifacts (image + context thumbnail) override this; the default runs
+        one-input models only.
+        """
+        if len(arrays) == 1:
+            return self.run(arrays[0])
+        raise ModelLoadError(
+            f"the {self.name} backend runs one-input models only; this one has {len(arrays)}"
+        )
 
     def run_with(
         self, write: Callable[[np.ndarray | None], np.ndarray], read: Callable[[np.ndarray], T]

@@ -13,6 +13,7 @@ import click
 from pocketgan import artifacts, console, runtime
 from pocketgan.runtime.batch import WriteOptions, collect_jobs, process
 from pocketgan.runtime.provenance import ProvenanceLabel
+from pocketgan.runtime.session import DEFAULT_MAX_SIDE
 
 
 def _list_backends(ctx, param, value):
@@ -38,6 +39,23 @@ def _list_backends(ctx, param, value):
 )
 @click.option("--backend", default=None, help="Runtime backend (default: by file type). See --list-backends.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")
+@click.option(
+    "--max-side",
+    type=click.IntRange(min=16),
+    default=DEFAULT_MAX_SIDE,
+    show_default=True,
+    help="Working size cap (long side, pixels) for artifacts that run at any size; larger photos get the "
+    "model's change carried to full size by guided upsampling.",
+)
+@click.option(
+    "--size",
+    "size_mode",
+    type=click.Choice(["full", "model"]),
+    default="full",
+    show_default=True,
+    help="full: outputs keep the photo's detail (see above); model: resize to the model's size and back "
+    "(the behaviour before full-resolution support; blurs large photos).",
+)
 @click.option(
     "--providers",
     default=None,
@@ -88,6 +106,8 @@ def run_command(
     outdir,
     backend,
     threads,
+    max_side,
+    size_mode,
     providers,
     fmt,
     no_label,
@@ -125,8 +145,13 @@ def run_command(
     are not images (.jpg .jpeg .png .webp .bmp .gif) are listed, not run.
 
     \b
-    Images are resized to the model size and back with Pillow's bicubic filter. A broken input is
-    reported on one line and skipped; the exit code is 2 if any input failed, else 0.
+    Full resolution: an artifact that runs at any size processes the photo at its own size, down to
+    --max-side on the long side; a fixed-size artifact runs at its (nearest) size. Where the working size
+    is not the photo's, the output is photo + upsample(model(work) - work): the model's change (grade,
+    tone) reaches full size while the photo keeps its own detail (guided upsampling). --size model
+    resizes to the model size and back with Pillow's bicubic filter instead. A broken input (also one
+    over Pillow's decompression-bomb limit, about 179 megapixels) is reported on one line and skipped;
+    the exit code is 2 if any input failed, else 0.
 
     \b
     Examples:
@@ -139,7 +164,14 @@ def run_command(
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
     artifact = artifacts.resolve_model(model, artifact_format, artifact_precision)
     started = time.perf_counter()
-    session = runtime.load(artifact, backend=backend, threads=threads, providers=provider_list)
+    session = runtime.load(
+        artifact,
+        backend=backend,
+        threads=threads,
+        providers=provider_list,
+        max_side=max_side,
+        size_mode=size_mode,
+    )
     inputs = collect_jobs(inputs, outdir, fmt)
     for text, reason in inputs.failures:
         click.echo(f"error: {text}: {reason}", err=True)

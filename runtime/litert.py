@@ -112,12 +112,35 @@ class LiteRTBackend(Backend):
         return parse_manifest(data, f"{self.path} (embedded manifest)") if data else None
 
     def _invoke(self, array: np.ndarray) -> None:
-        if array.shape[0] != self._batch:
-            self.interpreter.resize_tensor_input(self._input_index, list(array.shape))
-            self.interpreter.allocate_tensors()
-            self._batch = array.shape[0]
-        self.interpreter.set_tensor(self._input_index, array)
+        self._set_inputs([array])
         self.interpreter.invoke()
+
+    def _set_inputs(self, arrays: Sequence[np.ndarray]) -> None:
+        """Resize the inputs whose shape changed (batch, or height/width of a dynamic model), then set them."""
+        details = self.interpreter.get_input_details()
+        changed = [
+            (d["index"], a.shape)
+            for d, a in zip(details, arrays, strict=True)
+            if tuple(d["shape"]) != a.shape
+        ]
+        for index, shape in changed:
+            self.interpreter.resize_tensor_input(index, list(shape), strict=False)
+        if changed:
+            try:
+                self.interpreter.allocate_tensors()
+            except RuntimeError as exc:
+                raise ModelLoadError(
+                    f"{self.path}: cannot run at input shape {list(arrays[0].shape)} ({str(exc).splitlines()[0]})"
+                ) from None
+            self._batch = arrays[0].shape[0]
+        for detail, array in zip(details, arrays, strict=True):
+            self.interpreter.set_tensor(detail["index"], array)
+
+    def run_inputs(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        with self._lock:
+            self._set_inputs(arrays)
+            self.interpreter.invoke()
+            return self.interpreter.get_tensor(self._output_index)
 
     def run(self, array: np.ndarray) -> np.ndarray:
         with self._lock:

@@ -130,6 +130,10 @@ class OnnxRuntimeBackend(Backend):
     def run(self, array: np.ndarray) -> np.ndarray:
         return self.session.run(self._output_names, {self._input_name: array})[0]
 
+    def run_inputs(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        feeds = {spec.name: array for spec, array in zip(self.inputs, arrays, strict=True)}
+        return self.session.run(self._output_names, feeds)[0]
+
     def run_with(
         self, write: Callable[[np.ndarray | None], np.ndarray], read: Callable[[np.ndarray], T]
     ) -> T:

@@ -2,8 +2,12 @@
 
 Pre/post-processing comes from the artifact's manifest (the sidecar NAME.manifest.json, else the copy
 embedded in the model file), or, without one, from the model's input shape: NCHW if dim 1 is 3, NHWC if
-the last dim is 3, range [-1, 1]. Images are resized to the model size, and back to their own size,
-with `pocketgan.images.resize` (Pillow bicubic on uint8 RGB), the one filter used by every stage.
+the last dim is 3, range [-1, 1]. `run` returns the photo's own size: it runs the model at the photo's
+size where the artifact takes any size (up to `max_side` on the long side), else at its nearest fixed
+size, and carries the model's change to the photo's size by guided upsampling (runtime/working.py);
+`size_mode="model"` resizes to the model size and back instead (`pocketgan.images.resize`, Pillow bicubic).
+Artifacts with a second "context" input (manifest "context_input") get the thumbnail of the whole photo
+(`pocketgan.images.context_thumbnail`) there, so the grade does not depend on the working size.
 
 Example: python -c "import numpy as np; from pocketgan import runtime; s = runtime.load('dist/student.fp32.onnx');
                     print(s.run(np.zeros((480, 640, 3), np.uint8)).shape)"
@@ -22,14 +26,21 @@ from typing import Any
 import numpy as np
 
 from pocketgan.errors import ModelLoadError, UsageError
-from pocketgan.images import resize, to_float, uint8_steps
+from pocketgan.images import CONTEXT_SIZE, context_thumbnail, resize, to_float, to_uint8, uint8_steps
 from pocketgan.manifest import read_manifest, sha256_file, verify_artifact
 from pocketgan.runtime.base import IMAGE_DTYPE, Backend, PixelIO, TensorSpec, choose_backend, format_of
+from pocketgan.runtime.working import SizePolicy, guided_upsample, working_size
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RANGE = (-1.0, 1.0)
 PIXEL_RANGE = (0.0, 255.0)
+# Long side of the working size for artifacts that run at any size: above it, guided upsampling. Chosen by
+# measurement (README, "Full resolution"): a 12 MP JPEG through the int8 TFLite student end to end in
+# about a second at 2 threads, with bounded memory.
+DEFAULT_MAX_SIDE = 1536
+SIZE_MODES = ("full", "model")
+CONTEXT_NAME = "context"
 
 
 def _infer_layout(shape: tuple[int, ...]) -> str | None:
@@ -124,21 +135,29 @@ class Session:
     """
 
     def __init__(
-        self, path: Path, engine: Backend, manifest: dict[str, Any] | None, sha256: str | None = None
+        self,
+        path: Path,
+        engine: Backend,
+        manifest: dict[str, Any] | None,
+        sha256: str | None = None,
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        size_mode: str = "full",
     ):
         self.path = path
         self._sha256 = sha256
         self.engine = engine
         self.backend = engine.name
         self.manifest = manifest
-        if len(engine.inputs) != 1:
-            names = ", ".join(spec.name for spec in engine.inputs) or "none"
-            raise ModelLoadError(
-                f"{path}: expected one image input, the model has {len(engine.inputs)} ({names})"
-            )
+        if size_mode not in SIZE_MODES:
+            raise UsageError(f"size_mode must be one of {', '.join(SIZE_MODES)}, got {size_mode!r}")
+        if max_side is not None and max_side < 1:
+            raise UsageError(f"max_side must be at least 1, got {max_side}")
+        self.max_side, self.size_mode = max_side, size_mode
         if not engine.outputs:
             raise ModelLoadError(f"{path}: the model has no outputs")
-        input_spec, output_spec = engine.inputs[0], engine.outputs[0]
+        image_index, context_index = self._input_roles(engine.inputs)
+        self._image_index = image_index
+        input_spec, output_spec = engine.inputs[image_index], engine.outputs[0]
         input_meta = (manifest or {}).get("input") or {}
         output_meta = (manifest or {}).get("output") or {}
         self._check_manifest(input_spec, input_meta)
@@ -151,6 +170,14 @@ class Session:
         shape = input_spec.shape
         height, width = (shape[2], shape[3]) if self.layout == "NCHW" else (shape[1], shape[2])
         self.size = (height, width) if height > 0 and width > 0 else None
+        self.sizes = SizePolicy.from_manifest(input_meta.get("sizes"), (height, width))
+        self._context = None
+        if context_index is not None:
+            context_spec = engine.inputs[context_index]
+            context_meta = (manifest or {}).get("context_input") or {}
+            context_layout = self._layout(context_spec, context_meta, fallback="NHWC")
+            context_range = tuple(context_meta.get("range", DEFAULT_RANGE))
+            self._context = (context_index, _TensorCodec(context_spec, context_layout, context_range))
         self._fixed_batch = shape[0] if shape[0] > 0 else None
         self._output_shift, self._output_step = uint8_steps(self._output.range)
         self._scratch = threading.local()
@@ -163,6 +190,20 @@ class Session:
         self._input_division = _exact_pixel_division(self._input_table, self._input.range)
 
     # -- construction checks -------------------------------------------------------------------------------
+    def _input_roles(self, inputs: Sequence[TensorSpec]) -> tuple[int, int | None]:
+        """(index of the image input, index of the context input or None) of a one- or two-input model."""
+        if len(inputs) == 1:
+            return 0, None
+        names = [spec.name for spec in inputs]
+        context_name = ((self.manifest or {}).get("context_input") or {}).get("name", CONTEXT_NAME)
+        if len(inputs) == 2 and context_name in names:
+            context_index = names.index(context_name)
+            return 1 - context_index, context_index
+        raise ModelLoadError(
+            f"{self.path}: expected an image input and at most a {context_name!r} input, "
+            f"the model has {len(inputs)} ({', '.join(names) or 'none'})"
+        )
+
     def _check_manifest(self, spec: TensorSpec, meta: dict[str, Any]) -> None:
         if not self.manifest:
             return
@@ -233,24 +274,87 @@ class Session:
             raise UsageError(f"native_input takes the model size {self.size}, got {image.shape[:2]}")
         return self._prepare(image).copy()
 
+    def native_inputs(self, image: np.ndarray) -> list[np.ndarray]:
+        """Every artifact-native input for `image` (the image, and its context thumbnail where there is one),
+        in the model's input order, for `run_arrays`."""
+        arrays = [np.empty(0)] * len(self.engine.inputs)
+        arrays[self._image_index] = self.native_input(image)
+        if self._context is not None:
+            index, codec = self._context
+            arrays[index] = self._context_array(codec, context_thumbnail(np.asarray(image)))
+        return arrays
+
+    def run_arrays(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """The raw model on every native input (`native_inputs`): its first output, no processing."""
+        return self.engine.run_inputs(arrays)
+
     def run_array(self, array: np.ndarray) -> np.ndarray:
         """The raw model: artifact-native input (layout, dtype) -> its first output, no processing."""
         return self.engine.run(array)
 
-    def run(self, image: np.ndarray) -> np.ndarray:
-        """uint8 (H, W, 3) RGB -> uint8 (H, W, 3) RGB at the same size (pixels as pocketgan.images.to_uint8)."""
+    @property
+    def has_context(self) -> bool:
+        """True when the artifact takes a thumbnail of the whole image as a second ("context") input."""
+        return self._context is not None
+
+    def thumbnail(self, image: np.ndarray) -> np.ndarray | None:
+        """The uint8 (CONTEXT_SIZE, CONTEXT_SIZE, 3) context `run` would feed for `image`; None without one."""
+        return context_thumbnail(np.asarray(image)) if self.has_context else None
+
+    def working_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The (H, W) the model runs at for a photo of `size` (module docstring)."""
+        if self.size_mode == "model":
+            return self.size or working_size(self.sizes, size, self.max_side)
+        return working_size(self.sizes, size, self.max_side)
+
+    def run(self, image: np.ndarray, *, thumbnail: np.ndarray | None = None) -> np.ndarray:
+        """uint8 (H, W, 3) RGB -> uint8 (H, W, 3) RGB at the same size (pixels as pocketgan.images.to_uint8).
+
+        thumbnail: the context to feed instead of the image's own (uint8, or float in pixel units 0..255,
+        (CONTEXT_SIZE, CONTEXT_SIZE, 3)), e.g. a temporally smoothed one for video; ignored by artifacts
+        without a context input.
+        """
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise UsageError(f"Session.run takes uint8 (H, W, 3) RGB, got {image.dtype} {image.shape}")
-        height, width = image.shape[:2]
-        resized = resize(image, self.size) if self.size else image
-        if self._pixel_runner is not None:
-            result = self._pixel_runner(np.ascontiguousarray(resized))
+        if min(image.shape[:2]) < 1:
+            raise UsageError(f"Session.run takes a non-empty image, got {image.shape[:2]}")
+        size = image.shape[:2]
+        work = resize(image, self.working_size(size))
+        result = self._run_model(work, thumbnail if thumbnail is not None else self.thumbnail(image))
+        if result.shape[:2] == size:
+            return result
+        if self.size_mode == "model":
+            return resize(result, size)
+        return guided_upsample(image, work, result)
+
+    def _run_model(self, work: np.ndarray, thumbnail: np.ndarray | None) -> np.ndarray:
+        """uint8 (h, w, 3) at a size the artifact takes -> its uint8 output."""
+        if self._context is not None:
+            index, codec = self._context
+            arrays: list[np.ndarray] = [np.empty(0), np.empty(0)]
+            arrays[self._image_index] = self._prepare(np.ascontiguousarray(work))
+            arrays[index] = self._context_array(codec, thumbnail)
+            return self._to_image(self.engine.run_inputs(arrays)[0])
+        if self._pixel_runner is not None and work.shape[:2] == self.size:
+            return self._pixel_runner(np.ascontiguousarray(work))
+        return self.engine.run_with(
+            lambda buffer: self._prepare(work, buffer), lambda output: self._to_image(output[0])
+        )
+
+    def _context_array(self, codec: _TensorCodec, thumbnail: np.ndarray | None) -> np.ndarray:
+        """A (CONTEXT_SIZE, CONTEXT_SIZE, 3) thumbnail (uint8 or float pixels) -> the context input."""
+        pixels = np.asarray(thumbnail)
+        if pixels.shape != (CONTEXT_SIZE, CONTEXT_SIZE, 3):
+            raise UsageError(f"thumbnail must be ({CONTEXT_SIZE}, {CONTEXT_SIZE}, 3), got {pixels.shape}")
+        if codec.is_image:
+            values = np.clip(np.rint(pixels), 0, 255).astype(np.float32)
         else:
-            result = self.engine.run_with(
-                lambda buffer: self._prepare(resized, buffer), lambda output: self._to_image(output[0])
-            )
-        return resize(result, (height, width)) if result.shape[:2] != (height, width) else result
+            low, high = codec.range
+            values = pixels.astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
+        if codec.layout == "NCHW":
+            values = values.transpose(2, 0, 1)
+        return codec.encode(np.ascontiguousarray(values[None]))
 
     @cached_property
     def _pixel_runner(self) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -333,10 +437,12 @@ class Session:
         """`run` on each image (images may differ in size)."""
         return [self.run(image) for image in images]
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """float32 (N, 3, H, W) in [-1, 1] at the model size -> float32 (N, 3, H, W) in [-1, 1].
+    def predict(self, x: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+        """float32 (N, 3, H, W) in [-1, 1] at a size the model takes -> float32 (N, 3, H, W) in [-1, 1].
 
         Handles NHWC, integer I/O (de)quantization and Core ML image inputs; parity checks use this.
+        context: float32 (N, 3, CONTEXT_SIZE, CONTEXT_SIZE) in [-1, 1] for artifacts with a context input
+        (default: each image's context_thumbnail); ignored by the others.
         """
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 4 or x.shape[1] != 3:
@@ -348,13 +454,41 @@ class Session:
             values = values.transpose(0, 2, 3, 1)
         prepared = self._input.encode(np.ascontiguousarray(values))
         step = self._fixed_batch or len(prepared)
-        raws = [self.engine.run(prepared[i : i + step]) for i in range(0, len(prepared), step)]
+        if self._context is not None:
+            contexts = self._context_batch(x, context)
+            raws = [
+                self._run_with_context(prepared[i : i + step], contexts[i : i + step])
+                for i in range(0, len(prepared), step)
+            ]
+        else:
+            raws = [self.engine.run(prepared[i : i + step]) for i in range(0, len(prepared), step)]
         output = self._output.decode(raws[0] if len(raws) == 1 else np.concatenate(raws, axis=0))
         if self._output.layout == "NHWC":
             output = output.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(
             _convert_range(output, self._output.range, DEFAULT_RANGE), dtype=np.float32
         )
+
+    def _context_batch(self, x: np.ndarray, context: np.ndarray | None) -> np.ndarray:
+        """float32 (N, 3, CONTEXT_SIZE, CONTEXT_SIZE) in [-1, 1]: `context`, or each image's thumbnail."""
+        if context is None:
+            thumbs = [context_thumbnail(to_uint8(image.transpose(1, 2, 0))) for image in x]
+            return np.stack([to_float(thumb).transpose(2, 0, 1) for thumb in thumbs])
+        context = np.asarray(context, np.float32)
+        if context.shape != (len(x), 3, CONTEXT_SIZE, CONTEXT_SIZE):
+            raise UsageError(
+                f"context must be (N, 3, {CONTEXT_SIZE}, {CONTEXT_SIZE}) like the images, got {context.shape}"
+            )
+        return context
+
+    def _run_with_context(self, prepared: np.ndarray, contexts: np.ndarray) -> np.ndarray:
+        index, codec = self._context
+        values = _convert_range(contexts, DEFAULT_RANGE, codec.range)
+        if codec.layout == "NHWC":
+            values = values.transpose(0, 2, 3, 1)
+        arrays: list[np.ndarray] = [np.empty(0), np.empty(0)]
+        arrays[self._image_index], arrays[index] = prepared, codec.encode(np.ascontiguousarray(values))
+        return self.engine.run_inputs(arrays)
 
     def close(self) -> None:
         self.engine.close()
@@ -367,7 +501,8 @@ class Session:
 
     def __repr__(self) -> str:
         return (
-            f"Session({str(self.path)!r}, backend={self.backend!r}, size={self.size}, layout={self.layout!r})"
+            f"Session({str(self.path)!r}, backend={self.backend!r}, size={self.size}, layout={self.layout!r}, "
+            f"context={self.has_context})"
         )
 
 
@@ -377,11 +512,14 @@ def load(
     threads: int | None = None,
     providers: Sequence[str] | None = None,
     verify: bool = True,
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    size_mode: str = "full",
 ) -> Session:
     """Load an artifact (.onnx, .tflite, .mlpackage/.mlmodel) in the named or best available backend.
 
     With `verify`, a sidecar manifest's size_bytes and sha256 must match the file before any backend parses
-    it (IntegrityError otherwise); callers that verified the artifact already pass False.
+    it (IntegrityError otherwise); callers that verified the artifact already pass False. max_side and
+    size_mode: how `Session.run` picks the working size (module docstring; None: no cap).
     """
     path = Path(path)
     if not path.exists():
@@ -396,4 +534,4 @@ def load(
     engine = engine_class(path, threads=threads, providers=providers)
     if manifest is None:
         manifest = engine.embedded_manifest()
-    return Session(path, engine, manifest, sha256)
+    return Session(path, engine, manifest, sha256, max_side, size_mode)

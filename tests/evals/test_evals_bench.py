@@ -6,7 +6,8 @@ import textwrap
 import pytest
 
 from pocketgan.cli import main
-from pocketgan.evals.bench import BenchConfig, latency_summary, spread_note
+from pocketgan.errors import UsageError
+from pocketgan.evals.bench import BenchConfig, latency_summary, parse_sizes, spread_note
 
 ROW_KEYS = {"model", "format", "precision", "backend", "threads", "size_bytes", "status"}
 MEASURED_KEYS = {"load_ms", "first_run_ms", "latency_ms", "peak_rss_mb", "rss_before_load_mb", "note"}
@@ -32,6 +33,39 @@ def test_bench_json_has_every_key(artifacts_dir, tmp_path):
     assert row["latency_ms"]["p90"] is None and row["latency_ms"]["p99"] is None  # 5 samples: too few
     assert row["peak_rss_mb"] > 10 and row["size_bytes"] == model.stat().st_size
     assert row["torch_loaded"] is False  # the worker measures a torch-free process
+
+
+def test_bench_photo_sizes_give_engine_and_end_to_end_rows(artifacts_dir, tmp_path):
+    out = tmp_path / "bench.json"
+    model = artifacts_dir / "student.fp32.onnx"
+    args = [
+        "bench",
+        str(model),
+        "--size",
+        "96,200x120",
+        "--max-side",
+        "64",
+        "--iterations",
+        "2",
+        "--warmup",
+        "0",
+    ]
+    assert run_cli([*args, "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["photo_size"], r["mode"]) for r in rows] == [
+        ([96, 96], "engine"),
+        ([96, 96], "end-to-end"),
+        ([120, 200], "engine"),
+        ([120, 200], "end-to-end"),
+    ]
+    assert all(r["status"] == "ok" and r["peak_rss_mb"] > 10 for r in rows)
+    assert rows[3]["latency_ms"]["p50"] > rows[2]["latency_ms"]["p50"]  # decode + resize + encode cost
+
+
+def test_bench_size_parsing():
+    assert parse_sizes("1024, 1920x1080,4032X3024") == ((1024, 1024), (1080, 1920), (3024, 4032))
+    with pytest.raises(UsageError, match="WxH"):
+        parse_sizes("big")
 
 
 def test_bench_reports_an_unavailable_backend_as_a_row(artifacts_dir, capsys):

@@ -5,10 +5,12 @@ import pytest
 from PIL import Image
 from runtime_testkit import (
     MODEL_SIZE,
+    export_context_onnx,
     export_onnx,
     export_tflite,
     jpeg_bytes,
     quantize_tflite_int8,
+    tiny_context_net,
     tiny_net,
     upright_test_image,
 )
@@ -24,6 +26,14 @@ def tiny_onnx(model_dir):
     pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
     return export_onnx(tiny_net(), model_dir / "tiny.fp32.onnx", MODEL_SIZE)
+
+
+@pytest.fixture(scope="session")
+def context_onnx(model_dir):
+    """A two-input ONNX (image of dynamic size + 256² context thumbnail) with its manifest."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    return export_context_onnx(tiny_context_net(), model_dir / "context.fp32.onnx")
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_SIZE = 64
+CONTEXT_THUMBNAIL = "pocketgan.images.context_thumbnail"
 
 
 def tiny_net():
@@ -153,3 +154,52 @@ def xmp_fields(packet: str) -> dict[str, str]:
     root = ElementTree.fromstring(packet[start:end])
     description = root.find(".//{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description")
     return dict(description.attrib)
+
+
+def tiny_context_net():
+    """A two-input student in miniature: the image, and a thumbnail whose colour means shift the grade."""
+    import torch
+
+    class TinyContextFilter(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.head = torch.nn.Conv2d(8, 3, 1)
+            self.grade = torch.nn.Linear(3, 3)
+
+        def forward(self, image, context):
+            # image (1, H, W, 3), context (1, 256, 256, 3), NHWC in [-1, 1] as the exporters write them
+            x = image.permute(0, 3, 1, 2)  # (1, 3, H, W)
+            shift = self.grade(context.mean(dim=(1, 2)))[:, :, None, None]  # (1, 3, 1, 1)
+            y = torch.tanh(x + 0.5 * self.head(torch.relu(self.stem(x))) + shift)
+            return y.permute(0, 2, 3, 1)
+
+    torch.manual_seed(0)
+    return TinyContextFilter().eval()
+
+
+def export_context_onnx(model, path: Path) -> Path:
+    """ONNX with inputs "image" (1, H, W, 3) of dynamic H and W and "context" (1, 256, 256, 3), with the
+    manifest entries the exporters write for such artifacts (input "sizes", "context_input")."""
+    import torch
+
+    height, width = torch.export.Dim("height", min=8, max=4096), torch.export.Dim("width", min=8, max=4096)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 64, 96, 3), torch.zeros(1, 256, 256, 3)),
+        str(path),
+        input_names=["image", "context"],
+        output_names=["output"],
+        dynamic_shapes={"image": {1: height, 2: width}, "context": None},
+        dynamo=True,
+        external_data=False,
+        verbose=False,
+    )
+    image = {"name": "image", "shape": [1, -1, -1, 3], "layout": "NHWC", "dtype": "float32", "range": [-1, 1]}
+    write_sidecar(
+        path,
+        input=image | {"sizes": {"dynamic": True, "multiple": 4, "min": 16, "max": 4096}},
+        output=image | {"name": "output"},
+        context_input=image | {"name": "context", "shape": [1, 256, 256, 3], "thumbnail": CONTEXT_THUMBNAIL},
+    )
+    return path

@@ -135,7 +135,7 @@ def test_run_after_a_batch_and_from_threads(model, request):
 
 
 def test_run_resizes_to_model_size_and_back_with_the_shared_filter(tiny_onnx):
-    session = runtime.load(tiny_onnx)
+    session = runtime.load(tiny_onnx, size_mode="model")
     photo = heldout_images(None)[0][1][:150, :100]
     output = session.run(photo)
     assert output.shape == photo.shape
@@ -254,7 +254,7 @@ def test_truncated_and_misnamed_models_fail_with_one_line(tiny_onnx, tiny_tflite
         runtime.load(tmp_path / "missing.onnx")
 
 
-def test_model_with_two_inputs_is_refused(tmp_path):
+def test_model_with_two_inputs_but_no_context_input_is_refused(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
@@ -263,7 +263,7 @@ def test_model_with_two_inputs_is_refused(tmp_path):
     graph = helper.make_graph([helper.make_node("Add", ["image", "mask"], ["out"])], "two", inputs, [output])
     path = tmp_path / "two_inputs.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(path))
-    with pytest.raises(ModelLoadError, match=r"expected one image input, the model has 2 \(image, mask\)"):
+    with pytest.raises(ModelLoadError, match=r"at most a 'context' input, the model has 2 \(image, mask\)"):
         runtime.load(path)
 
 
