@@ -33,6 +33,8 @@ PRECISION_MEANING = {
 }
 
 _EXPORTERS: dict[str, type[Exporter]] = {}
+# 256², 1024x768 and 1920x1080 (W x H), as (H, W).
+PARITY_SIZES = ((256, 256), (768, 1024), (1080, 1920))
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class ExportConfig:
     name: str | None = None
     keep_float: tuple[str, ...] = ()  # int8: layers (module names) left in float
     keep_float_budget_db: float | None = None  # int8: keep the fewest layers in float that reach this PSNR
+    # (H, W) image sizes where a context model's artifacts are checked against torch (each must pass), and
+    # where a format without dynamic shapes (TFLite) gets one artifact each.
+    sizes: tuple[tuple[int, int], ...] = PARITY_SIZES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "formats", tuple(self.formats))
@@ -71,6 +76,14 @@ class ExportConfig:
         if self.calibration_count < 1:
             raise UsageError("calibration_count must be >= 1")
         object.__setattr__(self, "keep_float", tuple(self.keep_float))
+        object.__setattr__(self, "sizes", tuple((int(h), int(w)) for h, w in self.sizes))
+        odd = [
+            f"{w}x{h}" for h, w in self.sizes if h % 4 or w % 4 or not 64 <= min(h, w) <= max(h, w) <= 4096
+        ]
+        if odd or not self.sizes:
+            raise UsageError(
+                f"sizes must be W x H multiples of 4 between 64 and 4096, got {', '.join(odd) or 'none'}"
+            )
         if (self.keep_float or self.keep_float_budget_db is not None) and "int8" not in self.precisions:
             raise UsageError("--keep-float applies to --precision int8")
 
@@ -82,6 +95,7 @@ class ExportConfig:
             "calibration": self.calibration or "embedded training images",
             "calibration_count": self.calibration_count,
             "validate": self.validate,
+            "sizes": [list(size) for size in self.sizes],
             **({"keep_float": list(self.keep_float)} if self.keep_float else {}),
             **(
                 {"keep_float_budget_db": self.keep_float_budget_db}
@@ -133,6 +147,17 @@ class Prepared:
     calibration: Any  # callable () -> float32 (N, 3, H, W) batches in [-1, 1]
     metadata: dict[str, Any]  # the manifest minus file-dependent keys, embedded where the format allows
     keep_float: tuple[str, ...] = ()  # int8: module names (of `model`) whose ops stay float
+    # A context model (prepare.has_context): a second "context" input (the 256² thumbnail), and a dynamic
+    # image size where the format allows it.
+    context: bool = False
+    # (H, W) a fixed-size artifact of a context model is converted at (formats without dynamic shapes);
+    # None: dynamic, or (size, size) for a model without context.
+    fixed: tuple[int, int] | None = None
+
+    @property
+    def trace_size(self) -> tuple[int, int]:
+        """The (H, W) of the sample image the model is traced with."""
+        return tuple(self.fixed) if self.fixed else (self.size, self.size)
 
 
 @dataclass(frozen=True)
@@ -179,6 +204,9 @@ class Exporter(abc.ABC):
     # Why an artifact may not run for parity on some machines (it is then written "unverified: <why>");
     # None: an artifact that does not run is a failed export.
     unverified_reason: ClassVar[str | None] = None
+    # True: a context model's artifact takes any image size (manifest sizes "dynamic"); False: one artifact
+    # per working size (ExportConfig.sizes), each converted at its own size.
+    dynamic_sizes: ClassVar[bool] = True
 
     @classmethod
     @abc.abstractmethod
@@ -210,6 +238,45 @@ class Exporter(abc.ABC):
         Any other entry is a note for the manifest's "export" section (e.g. "int8_method"), except
         "runtime_hints", which goes to the manifest's top level.
         """
+
+
+# A context model's image sizes in dynamic artifacts: H and W multiples of SIDE_MULTIPLE (the students'
+# patch and strides) in [MIN_SIDE, MAX_SIDE]; its context input is CONTEXT_SIZE x CONTEXT_SIZE.
+SIDE_MULTIPLE, MIN_SIDE, MAX_SIDE, CONTEXT_SIZE = 4, 64, 4096, 256
+# The exporter's io entries that describe the artifact's tensors (manifest top level, embedded in the file).
+EMBEDDED_IO = ("input", "output", "context_input")
+THUMBNAIL_FUNCTION = "pocketgan.images.context_thumbnail"
+
+
+def nhwc_io_entries(prepared: Prepared, input_name: str, output_name: str, context_name: str = "context"):
+    """Manifest "input"/"output" (and "context_input" for a context model) of NHWC float32 [-1, 1] I/O.
+
+    The image entry's "sizes" says which H x W the artifact takes: dynamic (a context model in a format
+    with dynamic shapes), its one fixed size, or the model size."""
+    height, width = prepared.trace_size
+    tensor = {"layout": "NHWC", "dtype": "float32", "range": [-1, 1], "color": "RGB"}
+    image = {"shape": [1, height, width, 3], **tensor}
+    io: dict[str, Any] = {
+        "input": {"name": input_name, **image, "sizes": image_sizes(prepared)},
+        "output": {"name": output_name, **image},
+    }
+    if prepared.context:
+        io["context_input"] = context_entry(
+            context_name, {"shape": [1, CONTEXT_SIZE, CONTEXT_SIZE, 3], **tensor}
+        )
+    return io
+
+
+def image_sizes(prepared: Prepared) -> dict[str, Any]:
+    """The manifest input "sizes" entry (see nhwc_io_entries)."""
+    if prepared.context and not prepared.fixed:
+        return {"dynamic": True, "multiple": SIDE_MULTIPLE, "min": MIN_SIDE, "max": MAX_SIDE}
+    height, width = prepared.trace_size
+    return {"dynamic": False, "fixed": [[height, width]]}
+
+
+def context_entry(name: str, tensor: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, **tensor, "thumbnail": THUMBNAIL_FUNCTION}
 
 
 def register_exporter(name: str) -> Callable[[type[Exporter]], type[Exporter]]:

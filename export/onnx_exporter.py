@@ -1,5 +1,8 @@
 """ONNX exporter: dynamo export (opset 20), NHWC float I/O; fp16, int8 QDQ static, w8 weight-only.
 
+A context model (a student) gets two inputs, "image" (1, H, W, 3) with dynamic H and W (torch.export
+Dims, multiples of 4) and "context" (1, 256, 256, 3); int8 is calibrated at 256².
+
 Example: pocketgan export runs/quick/best.pt --format onnx --precision fp32,int8 --out dist/
 """
 
@@ -13,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from pocketgan.export.base import Exporter, Prepared, library_missing, register_exporter
+from pocketgan.export.base import (
+    EMBEDDED_IO,
+    Exporter,
+    Prepared,
+    library_missing,
+    nhwc_io_entries,
+    register_exporter,
+)
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 from pocketgan.status import OK, Status, unavailable
 
@@ -57,9 +67,7 @@ class OnnxExporter(Exporter):
         else:
             raise ValueError(f"onnx cannot export precision {precision!r}")
         fp32_path.unlink(missing_ok=True)
-        shape = [1, prepared.size, prepared.size, 3]
-        tensor = {"shape": shape, "layout": "NHWC", "dtype": "float32", "range": [-1, 1], "color": "RGB"}
-        io = {"input": {"name": INPUT_NAME, **tensor}, "output": {"name": OUTPUT_NAME, **tensor}}
+        io = nhwc_io_entries(prepared, INPUT_NAME, OUTPUT_NAME)
         if precision == "int8":
             io["int8_method"] = "quantize_static QDQ on Conv, U8S8, per-channel weights, MinMax calibration"
         if precision == "int8-full":
@@ -70,7 +78,7 @@ class OnnxExporter(Exporter):
             # Lets onnxruntime constant-fold the weight DequantizeLinear nodes at load: fp32 speed instead
             # of dequantizing every run.
             io["runtime_hints"] = {"onnxruntime_session_config": {"session.disable_quant_qdq": "1"}}
-        _embed(model, {**prepared.metadata, "input": io["input"], "output": io["output"]})
+        _embed(model, {**prepared.metadata, **{key: io[key] for key in io if key in EMBEDDED_IO}})
         onnx.save_model(model, str(path))
         onnx.checker.check_model(str(path), full_check=True)
         return io
@@ -79,17 +87,18 @@ class OnnxExporter(Exporter):
 def _export_fp32(prepared: Prepared, path: Path) -> None:
     import torch
 
-    from pocketgan.export.prepare import ChannelsLast  # imports torch
+    from pocketgan.export.prepare import CONTEXT_NAME, ChannelsLast, dynamic_image_shapes, sample_inputs
 
-    x = torch.zeros(1, prepared.size, prepared.size, 3)
+    samples = sample_inputs(*prepared.trace_size, prepared.context)
     with torch.no_grad():
         program = torch.onnx.export(
             ChannelsLast(prepared.model).eval(),
-            (x,),
+            samples,
             dynamo=True,
             opset_version=OPSET,
-            input_names=[INPUT_NAME],
+            input_names=[INPUT_NAME, CONTEXT_NAME][: len(samples)],
             output_names=[OUTPUT_NAME],
+            dynamic_shapes=dynamic_image_shapes() if prepared.context else None,
             external_data=False,
             verbose=False,
         )
@@ -97,10 +106,14 @@ def _export_fp32(prepared: Prepared, path: Path) -> None:
 
 
 class _CalibrationReader:
-    """onnxruntime CalibrationDataReader over the calibration images, one image per call."""
+    """onnxruntime CalibrationDataReader over the calibration images, one image (and context) per call."""
 
-    def __init__(self, batches: np.ndarray):  # (N, H, W, 3) -> one (1, H, W, 3) item per call
-        self._items = iter([{INPUT_NAME: batches[i : i + 1]} for i in range(len(batches))])
+    def __init__(
+        self, items: list[tuple[np.ndarray, ...]]
+    ):  # (image,) or (image, context), each (1, H, W, 3)
+        from pocketgan.export.prepare import CONTEXT_NAME
+
+        self._items = iter([dict(zip((INPUT_NAME, CONTEXT_NAME), item, strict=False)) for item in items])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._items, None)
@@ -119,7 +132,7 @@ def _quantize_int8(fp32_path: Path, prepared: Prepared, every_op: bool = False):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from pocketgan.export.prepare import nhwc_calibration  # imports torch
+    from pocketgan.export.prepare import calibration_inputs  # imports torch
 
     pre = fp32_path.with_name(fp32_path.stem + ".pre.onnx")
     out = fp32_path.with_name(fp32_path.stem + ".int8.onnx")
@@ -127,7 +140,7 @@ def _quantize_int8(fp32_path: Path, prepared: Prepared, every_op: bool = False):
     quantize_static(
         str(pre),
         str(out),
-        _CalibrationReader(nhwc_calibration(prepared)),
+        _CalibrationReader(calibration_inputs(prepared)),
         quant_format=QuantFormat.QDQ,
         op_types_to_quantize=None if every_op else ["Conv"],
         nodes_to_exclude=_nodes_of_layers(
@@ -143,14 +156,14 @@ def _quantize_int8(fp32_path: Path, prepared: Prepared, every_op: bool = False):
     pre.unlink(missing_ok=True)
     out.unlink(missing_ok=True)
     if every_op:
-        quantize_float_gaps(model, nhwc_calibration(prepared)[:GAP_CALIBRATION_IMAGES])
+        quantize_float_gaps(model, calibration_inputs(prepared)[:GAP_CALIBRATION_IMAGES])
     return model
 
 
 GAP_CALIBRATION_IMAGES = 32
 
 
-def quantize_float_gaps(model, images: np.ndarray) -> None:
+def quantize_float_gaps(model, images: list[tuple[np.ndarray, ...]]) -> None:
     """A QuantizeLinear -> DequantizeLinear pair (uint8, MinMax over `images`) after every float output of
     the ops onnxruntime's quantizer leaves in float (Tanh, DepthToSpace: not in its QDQ registry), so each
     op of the graph reads and writes quantized tensors. Repeats until no op is left in float.
@@ -180,7 +193,7 @@ def _float_outputs(graph, nodes) -> list[str]:
     ]
 
 
-def _ranges(model, names: list[str], images: np.ndarray) -> dict[str, tuple[float, float]]:
+def _ranges(model, names: list[str], images: list[tuple[np.ndarray, ...]]) -> dict[str, tuple[float, float]]:
     import onnx
     import onnxruntime as ort
 
@@ -189,7 +202,8 @@ def _ranges(model, names: list[str], images: np.ndarray) -> dict[str, tuple[floa
     for name in names:
         probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    values = [session.run(names, {INPUT_NAME: image[None]}) for image in images]
+    feeds = [dict(zip((i.name for i in session.get_inputs()), item, strict=True)) for item in images]
+    values = [session.run(names, feed) for feed in feeds]
     return {
         name: (min(float(v[i].min()) for v in values), max(float(v[i].max()) for v in values))
         for i, name in enumerate(names)

@@ -23,7 +23,7 @@ from pocketgan.errors import UnsupportedOpError, UsageError
 from pocketgan.export._runners import predict_traced
 from pocketgan.export.base import ArtifactResult, ExportConfig, ExportResult, Prepared, get_exporter, quiet
 from pocketgan.export.parity import compare, threshold_text
-from pocketgan.images import center_crop_square, load_images, resize, to_nchw
+from pocketgan.images import center_crop_square, context_thumbnail, load_images, resize, to_nchw
 from pocketgan.manifest import (
     atomic_path,
     library_versions,
@@ -81,6 +81,11 @@ def calibration_images(config: ExportConfig) -> np.ndarray:
     return to_nchw(images)
 
 
+def size_key(size: tuple[int, int]) -> str:
+    """(H, W) -> "WxH", how manifests and the README name an image size ("1920x1080")."""
+    return f"{size[1]}x{size[0]}"
+
+
 def _reference(model, size: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     import torch
 
@@ -91,9 +96,35 @@ def _reference(model, size: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     return [name for name, _ in named], x, y
 
 
+def _references(model, config: ExportConfig, context: bool) -> dict[tuple[int, int], tuple]:
+    """{(H, W): (names, x, contexts, torch outputs)}: the test portraits at each size parity is checked at.
+
+    A model without context: at the export size, contexts None. A context model: the whole portraits
+    resized to each of `config.sizes` (aspect not kept, as a photo of that size), each with its
+    context_thumbnail, through the torch model with that thumbnail, as the artifacts get them.
+    """
+    if not context:
+        names, x, y = _reference(model, config.size)
+        return {(config.size, config.size): (names, x, None, y)}
+    import torch
+
+    named = heldout_images(None)
+    references = {}
+    for height, width in config.sizes:
+        images = [resize(image, (height, width)) for _, image in named]
+        x, contexts = to_nchw(images), to_nchw([context_thumbnail(image) for image in images])
+        with torch.no_grad():
+            y = [
+                model(torch.from_numpy(x[i : i + 1]), torch.from_numpy(contexts[i : i + 1]))
+                for i in range(len(x))
+            ]
+        references[(height, width)] = ([name for name, _ in named], x, contexts, torch.cat(y).numpy())
+    return references
+
+
 def export(source: str, config: ExportConfig | None = None) -> ExportResult:
     """Export `source` (a student checkpoint .pt or a model spec such as "vintage") per `config`."""
-    from pocketgan.export.prepare import check_ops, prepare_model  # imports torch
+    from pocketgan.export.prepare import check_ops, has_context, prepare_model  # imports torch
 
     config = config or ExportConfig()
     started = time.perf_counter()
@@ -102,6 +133,7 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
     out = Path(config.out)
     for stale in remove_stale_temps(out):  # what an export killed mid-write left behind
         log.info("removed %s, left by an interrupted export", stale)
+    context = has_context(model)
     prepared_model, notes = prepare_model(model, config.size)
     source_entry = {**source_entry, **_cost(model, config.size)}
     if config.keep_float:
@@ -111,7 +143,7 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
     if config.keep_float_budget_db is not None and not config.validate:
         raise UsageError("--keep-float auto measures parity: drop --no-validate")
     calibration = functools.cache(lambda: calibration_images(config))
-    reference = _reference(model, config.size) if config.validate else None
+    reference = _references(model, config, context) if config.validate else None
     result = ExportResult(source=source, name=name, out=out)
     progress = _progress(config)
     for fmt, precision in progress:
@@ -139,17 +171,50 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
             "created": now_iso(),
         }
         keep = config.keep_float if precision == "int8" else ()
-        prepared = Prepared(prepared_model, config.size, calibration, metadata, keep_float=keep)
-        export_one = functools.partial(
-            _export_one, exporter_class(), precision=precision, artifact=artifact, reference=reference
-        )
-        if precision == "int8" and config.keep_float_budget_db is not None:
-            result.artifacts.append(_budgeted(export_one, prepared, fmt, config.keep_float_budget_db))
-        else:
-            result.artifacts.append(export_one(prepared))
+        for fixed in _fixed_sizes(exporter_class, context, config):
+            prepared = Prepared(
+                prepared_model,
+                config.size,
+                calibration,
+                metadata,
+                keep_float=keep,
+                context=context,
+                fixed=fixed,
+            )
+            export_one = functools.partial(
+                _export_one,
+                exporter_class(),
+                precision=precision,
+                artifact=_sized_name(artifact, fixed, config.size),
+                reference=_for_sizes(reference, fixed),
+            )
+            if precision == "int8" and config.keep_float_budget_db is not None:
+                result.artifacts.append(_budgeted(export_one, prepared, fmt, config.keep_float_budget_db))
+            else:
+                result.artifacts.append(export_one(prepared))
     progress.close()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _fixed_sizes(exporter_class, context: bool, config: ExportConfig) -> list[tuple[int, int] | None]:
+    """None (one artifact: dynamic sizes, or a model without context at the export size), or one fixed
+    (H, W) per working size for a context model in a format without dynamic shapes (TFLite)."""
+    return list(config.sizes) if context and not exporter_class.dynamic_sizes else [None]
+
+
+def _sized_name(artifact: Path, fixed: tuple[int, int] | None, size: int) -> Path:
+    """NAME.PRECISION.SUFFIX, or NAME.PRECISION.WxH.SUFFIX for a fixed size other than size x size."""
+    if fixed is None or tuple(fixed) == (size, size):
+        return artifact
+    return artifact.with_name(f"{artifact.stem}.{size_key(fixed)}{artifact.suffix}")
+
+
+def _for_sizes(reference, fixed: tuple[int, int] | None):
+    """The references a fixed-size artifact is checked at: its own size only; others: every size."""
+    if reference is None or fixed is None:
+        return reference
+    return {size: entry for size, entry in reference.items() if size == tuple(fixed)}
 
 
 def _cost(model, size: int) -> dict[str, Any]:
@@ -199,12 +264,12 @@ def _export_one(exporter, prepared: Prepared, precision: str, artifact: Path, re
                 "output": io["output"],
                 "parity": _parity(exporter, tmp, precision, reference),
             }
-            notes = {
-                key: value for key, value in io.items() if key not in ("input", "output", "runtime_hints")
-            }
+            top_level = ("input", "output", "runtime_hints", "context_input")
+            notes = {key: value for key, value in io.items() if key not in top_level}
             manifest["export"] = {**manifest["export"], **notes}
-            if "runtime_hints" in io:
-                manifest["runtime_hints"] = io["runtime_hints"]
+            for key in ("runtime_hints", "context_input"):
+                if key in io:
+                    manifest[key] = io[key]
             if precision == "int8":
                 manifest["keep_float"] = list(prepared.keep_float)
             if tmp.suffix in (".onnx", ".tflite"):
@@ -236,24 +301,46 @@ def _parity(exporter, path: Path, precision: str, reference) -> dict[str, Any]:
             "passed": None,
             "verified_by": "unverified: --no-validate",
         }
-    names, x, y_ref = reference
-    entry["images"] = names
+    entry["images"] = next(iter(reference.values()))[0]
     try:
-        y, verified_by, first_nonfinite = predict_traced(path, x)
+        per_size = {
+            size_key(size): _parity_at(path, precision, *checked) for size, checked in reference.items()
+        }
     except Exception as exc:
         if exporter.unverified_reason is None:
             raise
         log.info("%s parity not run: %s", exporter.name, exc)
         unverified = f"unverified: {exporter.unverified_reason}"
         return {**entry, "psnr_db": None, "max_abs": None, "passed": None, "verified_by": unverified}
-    per_image = {name: compare(y[i], y_ref[i], precision) for i, name in enumerate(names)}
+    worst = min(per_size.values(), key=lambda checked: checked["psnr_db"])
+    first_nonfinite = next(
+        (c["first_nonfinite_op"] for c in per_size.values() if "first_nonfinite_op" in c), None
+    )
+    result = {
+        **entry,
+        "psnr_db": worst["psnr_db"],
+        "max_abs": max(checked["max_abs"] for checked in per_size.values()),
+        "passed": all(checked["passed"] for checked in per_size.values()),
+        "verified_by": worst["verified_by"],
+        "per_image": worst["per_image"],
+        **({"first_nonfinite_op": first_nonfinite} if first_nonfinite else {}),
+    }
+    for checked in per_size.values():
+        del checked["verified_by"]
+    if len(per_size) > 1 or next(iter(reference.values()))[2] is not None:
+        result["sizes"] = per_size  # "WxH" -> that size's numbers; passed only if every size passed
+    return result
+
+
+def _parity_at(path: Path, precision: str, names, x, contexts, y_ref) -> dict[str, Any]:
+    """The artifact against torch on the reference images at one size."""
+    y, verified_by, first_nonfinite = predict_traced(path, x, contexts)
     overall = compare(y, y_ref, precision)
     return {
-        **entry,
         "psnr_db": overall["psnr_db"],
         "max_abs": overall["max_abs"],
         "passed": overall["passed"],
         "verified_by": verified_by,
-        "per_image": per_image,
+        "per_image": {name: compare(y[i], y_ref[i], precision) for i, name in enumerate(names)},
         **({"first_nonfinite_op": first_nonfinite} if first_nonfinite else {}),
     }

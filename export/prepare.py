@@ -7,6 +7,7 @@ Example: python -c "from pocketgan.models.resolve import resolve; from pocketgan
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 
 import numpy as np
@@ -14,7 +15,14 @@ import torch
 from torch import nn
 
 from pocketgan.errors import UnsupportedOpError
-from pocketgan.export.base import get_exporter, registered_exporters
+from pocketgan.export.base import (
+    CONTEXT_SIZE,
+    MAX_SIDE,
+    MIN_SIDE,
+    SIDE_MULTIPLE,
+    get_exporter,
+    registered_exporters,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +42,95 @@ def find_unsupported(model: nn.Module, fmt: str) -> list[tuple[str, str, str]]:
     return found
 
 
+# A context model's second input: the thumbnail its global context is computed from (pocketgan.images
+# .context_thumbnail of the whole image), fixed at CONTEXT_SIZE x CONTEXT_SIZE whatever the image size.
+CONTEXT_NAME = "context"
+
+
+def has_context(model: nn.Module) -> bool:
+    """True for a model whose forward takes a thumbnail (`forward(x, thumb=None)`: the students)."""
+    return "thumb" in inspect.signature(model.forward).parameters
+
+
+def sample_inputs(height: int, width: int, context: bool, layout: str = "NHWC") -> tuple[torch.Tensor, ...]:
+    """Zero inputs to trace a model with: the image (1, H, W, 3) or (1, 3, H, W), and the context thumbnail
+    in the same layout when `context`."""
+    shape = (1, height, width, 3) if layout == "NHWC" else (1, 3, height, width)
+    image = torch.zeros(shape)
+    if not context:
+        return (image,)
+    side = CONTEXT_SIZE
+    return image, torch.zeros((1, side, side, 3) if layout == "NHWC" else (1, 3, side, side))
+
+
+def dynamic_image_shapes(layout: str = "NHWC") -> tuple[dict, None]:
+    """torch.export `dynamic_shapes` for (image, context): H and W of the image any multiple of 4 in
+    [MIN_SIDE, MAX_SIDE], the context fixed."""
+    from torch.export import Dim
+
+    height = Dim("height_in_patches", min=MIN_SIDE // SIDE_MULTIPLE, max=MAX_SIDE // SIDE_MULTIPLE)
+    width = Dim("width_in_patches", min=MIN_SIDE // SIDE_MULTIPLE, max=MAX_SIDE // SIDE_MULTIPLE)
+    axes = (1, 2) if layout == "NHWC" else (2, 3)
+    return {axes[0]: SIDE_MULTIPLE * height, axes[1]: SIDE_MULTIPLE * width}, None
+
+
 class ChannelsLast(nn.Module):
     """`model` with NHWC input and output: (N, H, W, 3) -> (N, H, W, 3), the layout cameras deliver.
 
     A student whose tail already runs channels-last ends in a permute that this one cancels, so the
-    converted graph has no output transpose at all.
+    converted graph has no output transpose at all. A context model takes the thumbnail as a second NHWC
+    input, (N, 256, 256, 3); without it (one traced input) the model sees its own image as thumbnail.
     """
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        if context is None:
+            return self.model(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.model(x.permute(0, 3, 1, 2), context.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 def nhwc_calibration(prepared) -> np.ndarray:
-    """`prepared`'s calibration batches (N, 3, H, W) as contiguous (N, H, W, 3): what ChannelsLast takes."""
-    return np.ascontiguousarray(prepared.calibration().transpose(0, 2, 3, 1))
+    """`prepared`'s calibration batches (N, 3, H, W) as contiguous (N, H, W, 3): what ChannelsLast takes.
+
+    A fixed-size artifact converted at another size than the calibration images (prepared.fixed) gets the
+    first FIXED_SIZE_CALIBRATION_IMAGES of them resized to its size (bilinear: activation ranges only)."""
+    images = prepared.calibration()
+    if prepared.fixed and tuple(prepared.fixed) != images.shape[2:]:
+        from torch.nn import functional as F
+
+        batch = torch.from_numpy(np.ascontiguousarray(images[:FIXED_SIZE_CALIBRATION_IMAGES]))
+        images = F.interpolate(batch, size=tuple(prepared.fixed), mode="bilinear").numpy()
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
+FIXED_SIZE_CALIBRATION_IMAGES = 16
+
+
+def calibration_inputs(prepared) -> list[tuple[np.ndarray, ...]]:
+    """One (image,) or (image, context) tuple of NHWC float32 (1, H, W, 3) arrays per calibration image.
+
+    The context of a calibration image at 256² is the image itself (its own 256² thumbnail); an image
+    resized for a fixed-size artifact keeps that 256² original as its context."""
+    images = nhwc_calibration(prepared)
+    if not prepared.context:
+        return [(image[None],) for image in images]
+    originals = np.ascontiguousarray(prepared.calibration().transpose(0, 2, 3, 1))
+    thumbnails = [_thumbnail_of(original) for original in originals]
+    return [(image[None], thumbnail[None]) for image, thumbnail in zip(images, thumbnails, strict=False)]
+
+
+def _thumbnail_of(image: np.ndarray) -> np.ndarray:
+    """float NHWC image -> its CONTEXT_SIZE² thumbnail (the image itself at that size; bilinear otherwise)."""
+    if image.shape[:2] == (CONTEXT_SIZE, CONTEXT_SIZE):
+        return image
+    from torch.nn import functional as F
+
+    batch = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None]))
+    resized = F.interpolate(batch, size=(CONTEXT_SIZE, CONTEXT_SIZE), mode="bilinear", antialias=True)
+    return np.ascontiguousarray(resized[0].numpy().transpose(1, 2, 0))
 
 
 def float_only_types(model: nn.Module) -> list[str]:
@@ -160,14 +239,19 @@ def rewrite_conv_transpose(model: nn.Module) -> tuple[nn.Module, int]:
 
 
 def prepare_model(model: nn.Module, size: int) -> tuple[nn.Module, dict[str, int]]:
-    """Eval mode, BatchNorm folded, static (1, 3, size, size) shape checked; returns (model, notes)."""
+    """Eval mode, BatchNorm folded, static (1, 3, size, size) shape checked; returns (model, notes).
+
+    A context model (has_context) is checked, and must be called from then on, with its thumbnail given:
+    torch.fx, which folds BatchNorm, traces `thumb` as an input, so the folded model has no thumb=None path.
+    """
+    context = has_context(model)
     model = copy.deepcopy(model).eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     model, folded = fold_batchnorm(model)
     with torch.no_grad():
         try:
-            y = model(torch.zeros(1, 3, size, size))
+            y = model(*sample_inputs(size, size, context, layout="NCHW"))
         except Exception as exc:
             raise UnsupportedOpError(
                 f"the model does not run on a static (1, 3, {size}, {size}) input: {str(exc).splitlines()[0][:200]}"

@@ -33,6 +33,8 @@ def _feature_spec(feature: Any) -> TensorSpec:
     kind = feature.type.WhichOneof("Type")
     if kind == "imageType":
         image = feature.type.imageType
+        if image.WhichOneof("SizeFlexibility") is not None:  # a range or enumerated sizes: H, W dynamic
+            return TensorSpec(feature.name, (1, -1, -1, 3), IMAGE_DTYPE)
         return TensorSpec(feature.name, (1, int(image.height), int(image.width), 3), IMAGE_DTYPE)
     if kind == "multiArrayType":
         array = feature.type.multiArrayType

@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,7 @@ class ExecuTorchBackend(Backend):
         self.inputs = [_spec(f"input{i}", meta.input_tensor_meta(i)) for i in range(meta.num_inputs())]
         self.outputs = [_spec(f"output{i}", meta.output_tensor_meta(i)) for i in range(meta.num_outputs())]
         self._lock = threading.Lock()  # one method: one execute at a time
+        self.inputs = _named_inputs(self.inputs, self.embedded_manifest())
 
     @property
     def verified_by(self) -> str:
@@ -103,11 +105,17 @@ class ExecuTorchBackend(Backend):
         return f"{engine} (XNNPACK delegate + portable kernels)"
 
     def run(self, array: np.ndarray) -> np.ndarray:
+        return self.run_inputs([array])
+
+    def run_inputs(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """Every input in `inputs` order (image, and the context of a two-input program) -> first output."""
         import torch
 
-        tensor = torch.from_numpy(np.array(array, copy=not array.flags.writeable, order="C"))
+        tensors = tuple(
+            torch.from_numpy(np.array(array, copy=not array.flags.writeable, order="C")) for array in arrays
+        )
         with self._lock, _torch_on_one_thread(torch):
-            output = self.method((tensor,))[0]  # a fresh tensor each call: the runtime copies outputs out
+            output = self.method(tensors)[0]  # a fresh tensor each call: the runtime copies outputs out
         return output.numpy()
 
     def embedded_manifest(self) -> dict[str, Any] | None:
@@ -116,6 +124,18 @@ class ExecuTorchBackend(Backend):
             return None
         text = self.program.load_method(EMBEDDED_MANIFEST_KEY)(())[0]
         return parse_manifest(text, f"{self.path} (embedded manifest)")
+
+
+def _named_inputs(inputs: list[TensorSpec], manifest: dict[str, Any] | None) -> list[TensorSpec]:
+    """The program's inputs named as its manifest names them (a .pte stores no names), and the image's H and
+    W as -1 where the manifest declares dynamic sizes (the program's metadata gives their upper bound)."""
+    image, context = (manifest or {}).get("input") or {}, (manifest or {}).get("context_input") or {}
+    names = [image.get("name"), context.get("name")]
+    named = [replace(spec, name=name) if name else spec for spec, name in zip(inputs, names, strict=False)]
+    if named and (image.get("sizes") or {}).get("dynamic"):
+        batch, _, _, channels = named[0].shape
+        named[0] = replace(named[0], shape=(batch, -1, -1, channels))
+    return named + inputs[len(named) :]
 
 
 def _spec(name: str, info) -> TensorSpec:

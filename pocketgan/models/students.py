@@ -3,12 +3,21 @@
 All map (N, 3, H, W) floats in [-1, 1] to the same shape and range, use only ops that ONNX, Core ML and
 TFLite all convert (conv, depthwise conv, BatchNorm, ReLU, add, mul, mean, nearest upsample, concat, tanh,
 clip, linear, batched matmul, reshape/permute, pixel shuffle), and start as the identity ("do nothing") so
-an untrained student already scores the do-nothing baseline. The teacher's colour grade depends on the
+an untrained student already scores the do-nothing baseline. They are fully convolutional: H and W can be
+any multiple of 4, the same weights at every size. The teacher's colour grade depends on the
 whole image (its InstanceNorm layers), so all carry a cheap global-context branch: input colour moments plus
 globally pooled low-resolution features feed a tiny MLP that sets (a) per-channel FiLM scales/biases of the
 low-resolution blocks and (b) a per-image colour transform of the input (a 3x9 mix of RGB, RGB^2 and the
 cross terms, plus a bias) — the "global grade". The convolutional part adds the local part (texture,
 edges) as a tanh-bounded residual; the sum is clipped.
+
+Global context from a thumbnail: `forward(x, thumb=None)`. The context branch (colour moments and pooled
+features) reads `thumb`, a fixed-size (CONTEXT_SIZE = 256) thumbnail of the whole image
+(`pocketgan.images.context_thumbnail`), so a 256² crop, a tile and a 12 MP photo of the same scene get the
+same grade; the convolutional path runs on `x` at its own size. `thumb=None` means thumb = x: the output is
+bit for bit what the model computed before the thumbnail existed. Training calls `model(x)` on crops, so a
+crop is its own thumbnail there: it is seen at its own size, its grade from its own statistics, which is
+also what the teacher (InstanceNorm over the crop) does on a crop.
 
 - patch-resnet (the default, shipped): dense 3x3 convs at 1/4 resolution between a patchify stem and a
   pixel-shuffle head; compute-bound, so int8 pays off (with the full-resolution colour transform left in
@@ -17,7 +26,7 @@ edges) as a tanh-bounded residual; the sum is clipped.
   memory-bound at full resolution, so int8 gains little on CPU.
 - tiny-unet: plain 3x3 convs, concat skips.
 
-H and W must be divisible by 4.
+H and W must be divisible by 4; `thumb` has the same batch size as `x` and any size divisible by 4.
 
 Example: python -c "from pocketgan.models import build; from pocketgan.flops import count_macs; print(count_macs(build('patch-resnet', width=48), 256))"
 """
@@ -252,7 +261,8 @@ class MobileResNet(nn.Module):
       stem   3x3 conv 3->w            (N, w, 256, 256)
       down1  sep conv stride 2 w->2w  (N, 2w, 128, 128)
       down2  sep conv stride 2 2w->4w (N, 4w, 64, 64)
-      context: input moments (6) + pooled down2 features (4w) -> MLP -> FiLM per block + colour transform
+      context: thumbnail moments (6) + pooled down2 features of the thumbnail (4w) -> MLP
+               -> FiLM per block + colour transform          (thumb None: of x itself)
       blocks n_blocks x residual(4w) with FiLM             (N, 4w, 64, 64)
       up1    nearest x2 + sep conv 4w->2w, + down1 skip   (N, 2w, 128, 128)
       up2    nearest x2 + sep conv 2w->w, + stem skip     (N, w, 256, 256)
@@ -272,11 +282,14 @@ class MobileResNet(nn.Module):
         self.up2 = SeparableConv(2 * w, w, norm=norm)
         self.head = _local_head(w)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, thumb: torch.Tensor | None = None) -> torch.Tensor:
         s0 = self.stem(x)  # (N, w, H, W)
         s1 = self.down1(s0)  # (N, 2w, H/2, W/2)
         h = self.down2(s1)  # (N, 4w, H/4, W/4)
-        films, matrix = self.context(x, h)
+        if thumb is None:
+            films, matrix = self.context(x, h)
+        else:  # the encoder again on the thumbnail: (N, 3, 256, 256) -> (N, 4w, 64, 64)
+            films, matrix = self.context(thumb, self.down2(self.down1(self.stem(thumb))))
         for block, (scale, bias) in zip(self.blocks, films, strict=True):
             h = block(h, scale, bias)
         h = self.up1(_upsample(h)) + s1  # (N, 2w, H/2, W/2)
@@ -292,7 +305,8 @@ class TinyUNet(nn.Module):
       enc0  conv 3->w, conv w->w          (N, w, 256, 256)
       enc1  conv stride 2 w->2w           (N, 2w, 128, 128)
       enc2  conv stride 2 2w->4w, conv    (N, 4w, 64, 64)
-      context: input moments + pooled enc2 -> FiLM on the bottleneck + colour transform
+      context: thumbnail moments + pooled enc2 of the thumbnail -> FiLM on the bottleneck + colour
+               transform                                      (thumb None: of x itself)
       dec1  nearest x2, concat enc1, conv 6w->2w   (N, 2w, 128, 128)
       dec0  nearest x2, concat enc0, conv 3w->w    (N, w, 256, 256)
       head  1x1 conv w->3, tanh -> local residual; out = clip(colour_transform(x) + local, -1, 1)
@@ -310,11 +324,14 @@ class TinyUNet(nn.Module):
         self.dec0 = ConvBlock(3 * w, w, norm=norm)
         self.head = _local_head(w)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, thumb: torch.Tensor | None = None) -> torch.Tensor:
         e0 = self.enc0(x)  # (N, w, H, W)
         e1 = self.enc1(e0)  # (N, 2w, H/2, W/2)
         e2 = self.enc2(e1)  # (N, 4w, H/4, W/4)
-        films, matrix = self.context(x, e2)
+        if thumb is None:
+            films, matrix = self.context(x, e2)
+        else:  # the encoder again on the thumbnail: (N, 3, 256, 256) -> (N, 4w, 64, 64)
+            films, matrix = self.context(thumb, self.enc2(self.enc1(self.enc0(thumb))))
         scale, bias = films[0]
         h = e2 + self.bottleneck(e2) * scale + bias
         h = self.dec1(torch.cat([_upsample(h), e1], dim=1))  # (N, 2w, H/2, W/2)
@@ -334,8 +351,9 @@ class PatchResNet(nn.Module):
 
     Shapes for a 256x256 input, width w, patch p = 4, context width c:
       stem     conv k=p stride p 3->w, ReLU                   (N, w, 64, 64)  non-overlapping patches
-      context  2 x [3x3 conv stride 2, ReLU] w->c             (N, c, 16, 16)
-               input moments (6, + 3 stds when normalized_colour) + mean (and mean square) of the
+      context  stem + 2 x [3x3 conv stride 2, ReLU] w->c on the 256x256 thumbnail (thumb None: on x's
+               patches)                                       (N, c, 16, 16)
+               thumbnail moments (6, + 3 stds when normalized_colour) + mean (and mean square) of the
                context features (none with context_features=False: colour statistics only) -> MLP
                -> FiLM scale/bias per block + colour transform of the input  (N, 3, 256, 256)
       blocks   n_blocks x [3x3 conv, FiLM, ReLU, 3x3 conv] + identity   (N, w, 64, 64)
@@ -382,10 +400,14 @@ class PatchResNet(nn.Module):
         nn.init.zeros_(self.head.weight)  # start as "do nothing"
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, thumb: torch.Tensor | None = None) -> torch.Tensor:
         h = F.relu(self.stem(x))  # (N, w, H/p, W/p)
-        features = self.context_encoder(h) if self.context_features else None
-        films, matrix = self.context(x, features)  # matrix: (N, T + 1, 3)
+        if thumb is None:
+            thumb, patches = x, h
+        else:
+            patches = F.relu(self.stem(thumb))  # (N, w, 64, 64) for the 256x256 thumbnail
+        features = self.context_encoder(patches) if self.context_features else None  # (N, c, 16, 16)
+        films, matrix = self.context(thumb, features)  # matrix: (N, T + 1, 3), from the thumbnail alone
         for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
             h = h + conv2(F.relu(conv1(h) * scale + bias))  # scale, bias: (N, w, 1, 1)
         # Channels (c, dy, dx) of each patch -> its p x p pixels: one pixel_shuffle (ONNX DepthToSpace,

@@ -60,7 +60,7 @@ class CoreMLReferenceBackend(Backend):
         images = self.interpreter.program.image_inputs
         self.inputs = [
             replace(s, shape=(1, images[s.name].height, images[s.name].width, 3))
-            if s.dtype == IMAGE_DTYPE
+            if s.dtype == IMAGE_DTYPE and min(s.shape) > 0
             else s
             for s in inputs
         ]
@@ -69,11 +69,15 @@ class CoreMLReferenceBackend(Backend):
 
     def run(self, array: np.ndarray) -> np.ndarray:
         """(N, ...) artifact-native input (uint8/float (N, H, W, 3) pixels for an image input) -> first output."""
-        input_name, output_name = self.inputs[0].name, self.outputs[0].name
+        return self.run_inputs([array])
+
+    def run_inputs(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """Every input (in `inputs` order, batch N each) -> the first output, one batch item at a time."""
+        names, output_name = [spec.name for spec in self.inputs], self.outputs[0].name
         self.first_nonfinite = None
         results = []
-        for item in np.asarray(array):
-            result = self.interpreter.run({input_name: item[None]})
+        for items in zip(*(np.asarray(array) for array in arrays), strict=True):
+            result = self.interpreter.run({name: item[None] for name, item in zip(names, items, strict=True)})
             if self.first_nonfinite is None:
                 self.first_nonfinite = result.first_nonfinite
             results.append(result[output_name])

@@ -229,7 +229,8 @@ def _concat(a: dict[str, Any]) -> np.ndarray:
         shape = list(values[0].shape)
         shape[axis] = -1
         return stacked.reshape(shape)
-    return np.concatenate(values, axis=axis)
+    # Shape arithmetic of flexible-shape programs concatenates scalars (gathered dims) into a shape.
+    return np.concatenate([np.atleast_1d(v) for v in values], axis=axis)
 
 
 @op("reshape")
@@ -238,6 +239,22 @@ def _reshape(a: dict[str, Any]) -> np.ndarray:
     # iOS17 semantics: 0 copies the input dim at that position.
     shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
     return x.reshape(shape)
+
+
+@op("shape")
+def _shape(a: dict[str, Any]) -> np.ndarray:
+    """The input's shape as int32: what a program with flexible input shapes computes reshapes from."""
+    return np.asarray(a["x"].shape, np.int32)
+
+
+@op("gather")
+def _gather(a: dict[str, Any]) -> np.ndarray:
+    axis, batch_dims = int(get(a, "axis", 0)), int(get(a, "batch_dims", 0))
+    if batch_dims:
+        raise NotImplementedError("gather with batch_dims > 0")
+    x = a["x"]
+    indices = np.asarray(a["indices"]).astype(np.int64)
+    return np.take(x, np.where(indices < 0, indices + x.shape[axis], indices), axis=axis)
 
 
 @op("transpose")

@@ -132,3 +132,16 @@ def fragile_net() -> nn.Module:
     with torch.no_grad():  # mix reads spiky's channel 0 at 1/1000: its peak reaches mix at a normal size
         model.mix.weight[:, 0] *= 1e-3
     return model.eval()
+
+
+def tiny_context_student() -> nn.Module:
+    """The real patch-resnet student at width 8 (forward(x, thumb)), every weight random, so the local path
+    and the thumbnail-driven context both matter."""
+    from pocketgan.models import build
+
+    torch.manual_seed(5)
+    model = build("patch-resnet", width=8, n_blocks=1, context_width=8, context_hidden=8).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.2)
+    return model

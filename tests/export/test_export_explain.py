@@ -202,7 +202,7 @@ def test_float_gaps_get_a_qdq_pair_until_no_op_is_float():
     assert [n.op_type for n in onnx_float_nodes(model.graph)] == ["Tanh", "DepthToSpace"]
     images = np.random.default_rng(0).uniform(-1, 1, (4, *shape[1:])).astype(np.float32)
     before = ort.InferenceSession(model.SerializeToString()).run(None, {"image": images[:1]})[0]
-    quantize_float_gaps(model, images)
+    quantize_float_gaps(model, [(image[None],) for image in images])
     onnx.checker.check_model(model)
     assert onnx_float_nodes(model.graph) == []
     after = ort.InferenceSession(model.SerializeToString()).run(None, {"image": images[:1]})[0]
