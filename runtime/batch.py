@@ -294,7 +294,12 @@ def _run_video(session, job: Job, destination: Path, options: WriteOptions, repl
     """A video job, frame by frame on this thread (runtime/video.py); recorded like an image's write."""
     video_options = VideoOptions(options.label, options.strip_metadata, replace)
     try:
-        run_video(options.clip_model() if options.clip_model else session.run, job.source, destination, video_options)
+        run_video(
+            options.clip_model() if options.clip_model else session.run,
+            job.source,
+            destination,
+            video_options,
+        )
     except FileExistsError:
         run.skip(job, destination, EXISTS)
     except RUN_ERRORS as exc:

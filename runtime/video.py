@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm")  # plus animated .gif (is_video)
 CONTAINER_FORMATS = {".mp4": "mp4", ".mov": "mov", ".webm": "webm", ".gif": "gif"}
 # Container keys the muxer writes itself; every other input tag is carried over (unless stripped).
+# A clip without a frame count is taken as cut short when its video ends this much before the container's
+# duration: (seconds, fraction of the duration), both exceeded (audio may outlast the video a little).
+TRUNCATION_SLACK = (0.5, 0.1)
 MUXER_KEYS = {"encoder", "major_brand", "minor_version", "compatible_brands", "comment"}
 
 
@@ -204,7 +207,8 @@ def _transcode(model, source: Path, tmp: Path, info: VideoInfo, options: VideoOp
         stream_out = _video_stream(output, stream_in, info, encoder)
         audio_out = output.add_stream_from_template(audio_in) if audio_in is not None else None
         output.metadata.update(_metadata(info, options))
-        written = 0
+        written, decoded_s = 0, 0.0
+        frame_s = 1.0 / float(info.fps) if info.fps else 0.0
         try:
             for packet in container.demux(*[s for s in (stream_in, audio_in) if s is not None]):
                 if packet.stream is audio_in:
@@ -214,24 +218,34 @@ def _transcode(model, source: Path, tmp: Path, info: VideoInfo, options: VideoOp
                     continue
                 for frame in packet.decode():
                     output.mux(stream_out.encode(_styled(model, frame, stream_out)))
+                    decoded_s = max(decoded_s, (frame.time or 0.0) + frame_s)
                     if on_frame:
                         on_frame(written)
                     written += 1
             output.mux(stream_out.encode())
         except av.error.FFmpegError as exc:
             raise ImageLoadError(f"{source}: cannot decode ({_reason(exc)})") from None
-        _check_complete(source, stream_in.frames, written)
+        duration_s = container.duration / 1e6 if container.duration else None
+        _check_complete(source, stream_in.frames, written, decoded_s, duration_s)
     if encoder.codec == "gif" and options.label is not None:
         add_gif_comment(tmp, label_text(options.label))
     return written
 
 
-def _check_complete(source: Path, declared: int, written: int) -> None:
-    """A container that declares more frames than could be decoded was cut short: refuse it."""
+def _check_complete(
+    source: Path, declared: int, written: int, decoded_s: float, duration_s: float | None
+) -> None:
+    """Refuse a clip cut short: fewer frames than its container declares (mp4, mov), or, where it declares
+    none (webm, gif), decoded video ending more than TRUNCATION_SLACK before the container's duration."""
     if written == 0:
         raise ImageLoadError(f"{source}: no frame could be decoded")
     if declared and written < declared:
         raise ImageLoadError(f"{source}: truncated or corrupt: {written} of {declared} frames decoded")
+    missing = (duration_s or 0.0) - decoded_s
+    if not declared and missing > max(TRUNCATION_SLACK[0], TRUNCATION_SLACK[1] * (duration_s or 0.0)):
+        raise ImageLoadError(
+            f"{source}: truncated or corrupt: video ends at {decoded_s:.2f} s of {duration_s:.2f} s"
+        )
 
 
 def _video_stream(output, stream_in, info: VideoInfo, encoder: Encoder):
@@ -312,3 +326,35 @@ def describe(info: VideoInfo) -> dict[str, Any]:
         "rotation": info.rotation,
         "audio": info.has_audio,
     }
+
+
+SMOOTHING = 0.9  # weight of the past in the context's moving average (a time constant of ~10 frames)
+SCENE_CUT = 40.0  # mean change of the context thumbnail (8-bit steps) taken as a cut: the average restarts
+
+
+class StabilisedModel:
+    """Per-frame model for one clip whose context thumbnail is smoothed over time (an exponential moving
+    average, restarted at a scene cut), so the image-level grade does not jump from frame to frame.
+
+    For artifacts with a context input (`Session.has_context`); others run per frame as `session.run`.
+    """
+
+    def __init__(self, session, smoothing: float = SMOOTHING, scene_cut: float = SCENE_CUT):
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+        self.session, self.smoothing, self.scene_cut = session, smoothing, scene_cut
+        self.context: np.ndarray | None = None
+        self.cuts = 0
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        thumbnail = self.session.thumbnail(frame)
+        if thumbnail is None:
+            return self.session.run(frame)
+        current = thumbnail.astype(np.float32)
+        if self.context is None or float(np.abs(current - self.context).mean()) > self.scene_cut:
+            self.cuts += self.context is not None
+            self.context = current
+        else:
+            self.context *= np.float32(self.smoothing)
+            self.context += np.float32(1.0 - self.smoothing) * current
+        return self.session.run(frame, thumbnail=self.context)
