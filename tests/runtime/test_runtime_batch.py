@@ -226,7 +226,10 @@ def test_collect_jobs_lists_files_that_are_not_images(tmp_path):
     (folder / ".tmp-12-a.png-xyz").mkdir()
     (folder / ".tmp-12-a.png-xyz" / "a.png").write_bytes(b"half")
     found = collect_jobs((str(folder),), tmp_path / "out", "png")
-    assert [job.output for job in found.jobs] == [Path("a.png"), Path("clip.mp4")]  # a video keeps its container
+    assert [job.output for job in found.jobs] == [
+        Path("a.png"),
+        Path("clip.mp4"),
+    ]  # a video keeps its container
     assert [p.name for p in found.unsupported] == ["clip.mkv", "notes.txt"]
 
 

@@ -94,14 +94,28 @@ def test_broken_videos_give_one_line_each_and_the_batch_goes_on(tiny_onnx, tmp_p
     assert len(errors) == len(broken), errors
     for name in broken:
         assert sum(name in line for line in errors) == 1, (name, errors)
-    assert sorted(p.name for p in out.iterdir()) == ["good.mp4", "photo.png"]  # no temp left, nothing half-written
+    assert sorted(p.name for p in out.iterdir()) == [
+        "good.mp4",
+        "photo.png",
+    ]  # no temp left, nothing half-written
     assert probe(out / "good.mp4", count=True).frames == SPEC.frames
 
 
 def test_killed_run_leaves_no_complete_looking_output_and_a_rerun_finishes(tiny_onnx, tmp_path, capsys):
     clip = write_clip(ClipSpec(width=320, height=240, frames=240, fps=24), tmp_path / "clip.mp4")
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "pocketgan", "run", str(tiny_onnx), str(clip), "-o", str(out), "--threads", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "pocketgan",
+        "run",
+        str(tiny_onnx),
+        str(clip),
+        "-o",
+        str(out),
+        "--threads",
+        "1",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not any(out.glob(".tmp-*/clip.mp4")) and time.monotonic() < deadline and process.poll() is None:
@@ -150,7 +164,9 @@ def test_stabilised_mode_changes_only_context_artifacts(tiny_onnx, context_onnx,
     clip = write_clip(frames, tmp_path / "clip.mp4")
     for model, name in ((tiny_onnx, "plain"), (context_onnx, "context")):
         for mode in ("smoothed", "per-frame"):
-            code, _, stderr = run_cli(capsys, model, clip, "-o", tmp_path / name / mode, "--video-context", mode)
+            code, _, stderr = run_cli(
+                capsys, model, clip, "-o", tmp_path / name / mode, "--video-context", mode
+            )
             assert code == 0, stderr
 
     def last_frame(path):
