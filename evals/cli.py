@@ -47,6 +47,21 @@ from pocketgan.runtime.session import DEFAULT_MAX_SIDE
     show_default=True,
     help="Working size cap, as `pocketgan run --max-side`.",
 )
+@click.option(
+    "--video",
+    "videos",
+    default=None,
+    help="Video frame sizes, WxH comma-separated (e.g. 1280x720,1920x1080): per size frames/s of the engine "
+    "at the working size (video-engine), Session.run per decoded frame (video-frame) and decode -> run -> "
+    "encode of a test clip of warmup + iterations frames (video-e2e), with peak RSS.",
+)
+@click.option(
+    "--video-context",
+    type=click.Choice(["smoothed", "per-frame"]),
+    default="smoothed",
+    show_default=True,
+    help="As `pocketgan run --video-context` (matters only for artifacts with a context input).",
+)
 @artifact_options
 @console.json_option("the rows")
 def bench_command(
@@ -57,6 +72,8 @@ def bench_command(
     backend,
     sizes,
     max_side,
+    videos,
+    video_context,
     artifact_format,
     artifact_precision,
     json_target,
@@ -75,11 +92,20 @@ def bench_command(
       pocketgan bench vintage-mobile --artifact-format tflite --precision int8
       pocketgan bench dist/*.onnx --iterations 200 --json - > build/bench.json
       pocketgan bench dist/student.int8.tflite --size 1024,1920x1080,4032x3024 --warmup 1 --iterations 10
+      pocketgan bench dist/student.int8.tflite --video 1280x720,1920x1080 --warmup 10 --iterations 150
     """
     paths = [resolve_model(m, artifact_format, artifact_precision) for m in models]
     photo_sizes = parse_sizes(sizes) if sizes else ()
+    video_sizes = parse_sizes(videos) if videos else ()
     config = BenchConfig(
-        threads, warmup, iterations, backend=backend, photo_sizes=photo_sizes, max_side=max_side
+        threads,
+        warmup,
+        iterations,
+        backend=backend,
+        photo_sizes=photo_sizes,
+        max_side=max_side,
+        video_sizes=video_sizes,
+        stabilised=video_context == "smoothed",
     )
     result = bench(paths, config)
     console.say(bench_table(result.rows), json_target)
