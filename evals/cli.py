@@ -152,6 +152,14 @@ def bench_command(
     "--fid-model", default=None, type=click.Path(), help="Local feature ONNX for FID (image -> (1, D))."
 )
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option(
+    "--video/--no-video",
+    default=True,
+    show_default=True,
+    help="Video section: flicker of each student artifact vs the teacher on two test clips with known motion "
+    "(--size wide, 9:16, 16 frames; teacher frames cached), per frame and stabilised, frames/s, and an "
+    "animated input | teacher | student preview in report.html.",
+)
 @artifact_options
 @console.json_option("eval.json's content")
 def eval_command(artifacts, out, no_progress, artifact_format, artifact_precision, json_target, **options):
