@@ -17,7 +17,9 @@ Example: python -c "from pocketgan import runtime; from pocketgan.runtime.video 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm")  # plus animated .gif (is_video)
 CONTAINER_FORMATS = {".mp4": "mp4", ".mov": "mov", ".webm": "webm", ".gif": "gif"}
 # Container keys the muxer writes itself; every other input tag is carried over (unless stripped).
+FRAMES_IN_FLIGHT = 2  # model outputs waiting for the writer thread (memory: two frames)
 # A clip without a frame count is taken as cut short when its video ends this much before the container's
 # duration: (seconds, fraction of the duration), both exceeded (audio may outlast the video a little).
 TRUNCATION_SLACK = (0.5, 0.1)
@@ -196,17 +199,33 @@ def run_video(
 
 
 def _transcode(model, source: Path, tmp: Path, info: VideoInfo, options: VideoOptions, on_frame) -> int:
+    """Decode on this thread (FFmpeg's own threads decode ahead), run the model here, and hand each output to
+    one writer thread that converts, encodes and muxes it (FFmpeg releases the GIL there): at most
+    FRAMES_IN_FLIGHT outputs wait for it, so memory stays flat."""
     import av
 
     encoder = ENCODERS[tmp.suffix.lower()]
-    with _open(source) as container, av.open(str(tmp), "w", format=container_format(tmp)) as output:
+    with (
+        _open(source) as container,
+        av.open(str(tmp), "w", format=container_format(tmp)) as output,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="pocketgan-encode") as writer,
+    ):
         stream_in = container.streams.video[0]
+        stream_in.thread_type = "AUTO"
         audio_in = (
             container.streams.audio[0] if container.streams.audio and tmp.suffix.lower() != ".gif" else None
         )
         stream_out = _video_stream(output, stream_in, info, encoder)
         audio_out = output.add_stream_from_template(audio_in) if audio_in is not None else None
         output.metadata.update(_metadata(info, options))
+        pending: deque[Future] = deque()
+
+        def write(packet_or_frame) -> None:
+            if isinstance(packet_or_frame, av.Packet):
+                output.mux(packet_or_frame)
+            else:
+                output.mux(stream_out.encode(_encodable(packet_or_frame, stream_out)))
+
         written, decoded_s = 0, 0.0
         frame_s = 1.0 / float(info.fps) if info.fps else 0.0
         try:
@@ -214,17 +233,25 @@ def _transcode(model, source: Path, tmp: Path, info: VideoInfo, options: VideoOp
                 if packet.stream is audio_in:
                     if packet.dts is not None:
                         packet.stream = audio_out
-                        output.mux(packet)
+                        pending.append(writer.submit(write, packet))
                     continue
                 for frame in packet.decode():
-                    output.mux(stream_out.encode(_styled(model, frame, stream_out)))
+                    styled = model(frame.to_ndarray(format="rgb24"))
+                    pending.append(writer.submit(write, (styled, frame.pts, frame.time_base)))
                     decoded_s = max(decoded_s, (frame.time or 0.0) + frame_s)
+                    while len(pending) > FRAMES_IN_FLIGHT:
+                        pending.popleft().result()
                     if on_frame:
                         on_frame(written)
                     written += 1
+            while pending:
+                pending.popleft().result()
             output.mux(stream_out.encode())
         except av.error.FFmpegError as exc:
             raise ImageLoadError(f"{source}: cannot decode ({_reason(exc)})") from None
+        finally:
+            for future in pending:
+                future.cancel()
         duration_s = container.duration / 1e6 if container.duration else None
         _check_complete(source, stream_in.frames, written, decoded_s, duration_s)
     if encoder.codec == "gif" and options.label is not None:
@@ -270,10 +297,10 @@ def _metadata(info: VideoInfo, options: VideoOptions) -> dict[str, str]:
     return kept
 
 
-def _styled(model, frame, stream_out):
-    """One decoded frame through the model, as a frame to encode with the input's timestamp."""
-    styled = model(frame.to_ndarray(format="rgb24"))
-    return encodable_frame(styled, stream_out.pix_fmt, frame.pts, frame.time_base)
+def _encodable(styled: tuple[np.ndarray, int, Fraction], stream_out):
+    """(model output, pts, time base) -> a frame in the encoder's pixel format with the input's timestamp."""
+    pixels, pts, time_base = styled
+    return encodable_frame(pixels, stream_out.pix_fmt, pts, time_base)
 
 
 def encodable_frame(pixels: np.ndarray, pix_fmt: str, pts: int, time_base: Fraction):
