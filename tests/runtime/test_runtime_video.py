@@ -180,3 +180,28 @@ def test_stabilised_mode_changes_only_context_artifacts(tiny_onnx, context_onnx,
     assert differ("plain") == 0
     assert differ("context") > 0  # the exposure ramp moved the per-frame context away from the average
     assert probe(tmp_path / "context/smoothed/clip.mp4").fps == Fraction(12)
+
+
+def test_video_runs_without_torch(tiny_onnx, tmp_path, block_torch):
+    from runtime_testkit import REPO
+
+    clip = write_clip(SPEC, tmp_path / "clip.webm", audio=True)
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(block_torch)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(REPO)])}
+    command = [
+        sys.executable,
+        "-m",
+        "pocketgan",
+        "run",
+        str(tiny_onnx),
+        str(clip),
+        "-o",
+        str(tmp_path / "out"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr
+    assert probe(tmp_path / "out/clip.webm", count=True).frames == SPEC.frames
+    check = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env=env)
+    assert check.returncode != 0 and "torch is blocked" in check.stderr
