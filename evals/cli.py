@@ -18,6 +18,7 @@ from pocketgan.evals.bench import format_table as bench_table
 from pocketgan.evals.evaluate import EvalConfig, evaluate
 from pocketgan.evals.parity import ParityConfig, check_parity
 from pocketgan.evals.parity import format_table as parity_table
+from pocketgan.runtime.cli import video_context_option
 from pocketgan.runtime.session import DEFAULT_MAX_SIDE
 
 
@@ -55,13 +56,7 @@ from pocketgan.runtime.session import DEFAULT_MAX_SIDE
     "at the working size (video-engine), Session.run per decoded frame (video-frame) and decode -> run -> "
     "encode of a test clip of warmup + iterations frames (video-e2e), with peak RSS.",
 )
-@click.option(
-    "--video-context",
-    type=click.Choice(["smoothed", "per-frame"]),
-    default="smoothed",
-    show_default=True,
-    help="As `pocketgan run --video-context` (matters only for artifacts with a context input).",
-)
+@video_context_option
 @artifact_options
 @console.json_option("the rows")
 def bench_command(

@@ -17,6 +17,15 @@ from pocketgan.runtime.provenance import ProvenanceLabel
 from pocketgan.runtime.session import DEFAULT_MAX_SIDE
 from pocketgan.runtime.video import StabilisedModel
 
+video_context_option = click.option(
+    "--video-context",
+    type=click.Choice(["smoothed", "per-frame"]),
+    default="smoothed",
+    show_default=True,
+    help="Videos, for artifacts with a context input: smoothed = the context thumbnail averaged over time "
+    "(restarted at scene cuts) so the grade does not jump between frames; per-frame = each frame's own.",
+)
+
 
 def _list_backends(ctx, param, value):
     if not value or ctx.resilient_parsing:
@@ -58,14 +67,7 @@ def _list_backends(ctx, param, value):
     help="full: outputs keep the photo's detail (see above); model: resize to the model's size and back "
     "(the behaviour before full-resolution support; blurs large photos).",
 )
-@click.option(
-    "--video-context",
-    type=click.Choice(["smoothed", "per-frame"]),
-    default="smoothed",
-    show_default=True,
-    help="Videos, for artifacts with a context input: smoothed = the context thumbnail averaged over time "
-    "(restarted at scene cuts) so the grade does not jump between frames; per-frame = each frame's own.",
-)
+@video_context_option
 @click.option(
     "--providers",
     default=None,

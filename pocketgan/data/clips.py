@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="build/clips")
     parser.add_argument(
-        "--size", action="append", help="WIDTHxHEIGHT (repeatable; default 1280x720 and 1920x1080)"
+        "--size", action="append", help="WIDTHxHEIGHT, comma-separated (default 1280x720,1920x1080)"
     )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--fps", type=int, default=30)
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suffix", default=".mp4", choices=[".mp4", ".mov", ".webm", ".gif"])
     args = parser.parse_args(argv)
     out = Path(args.out)
-    for size in args.size or ["1280x720", "1920x1080"]:
+    for size in ",".join(args.size or ["1280x720,1920x1080"]).split(","):
         width, height = parse_size(size)
         spec = ClipSpec(args.photo, width, height, round(args.seconds * args.fps), args.fps)
         clip = write_clip(spec, out / f"{args.photo}-{height}p{args.suffix}", audio=args.audio)

@@ -30,6 +30,11 @@ def run_cli(capsys, *args):
     return info.value.code, captured.out, captured.err
 
 
+def pocketgan_run(model, clip, out, *more):
+    """`python -m pocketgan run MODEL CLIP -o OUT MORE...` as a subprocess command line."""
+    return [sys.executable, "-m", "pocketgan", "run", *map(str, (model, clip, "-o", out, *more))]
+
+
 def first_frame(path):
     with av.open(str(path)) as container:
         return next(container.decode(video=0)).to_ndarray(format="rgb24")
@@ -104,18 +109,7 @@ def test_broken_videos_give_one_line_each_and_the_batch_goes_on(tiny_onnx, tmp_p
 def test_killed_run_leaves_no_complete_looking_output_and_a_rerun_finishes(tiny_onnx, tmp_path, capsys):
     clip = write_clip(ClipSpec(width=320, height=240, frames=240, fps=24), tmp_path / "clip.mp4")
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "pocketgan",
-        "run",
-        str(tiny_onnx),
-        str(clip),
-        "-o",
-        str(out),
-        "--threads",
-        "1",
-    ]
+    command = pocketgan_run(tiny_onnx, clip, out, "--threads", "1")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not any(out.glob(".tmp-*/clip.mp4")) and time.monotonic() < deadline and process.poll() is None:
@@ -190,16 +184,7 @@ def test_video_runs_without_torch(tiny_onnx, tmp_path, block_torch):
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text(block_torch)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(REPO)])}
-    command = [
-        sys.executable,
-        "-m",
-        "pocketgan",
-        "run",
-        str(tiny_onnx),
-        str(clip),
-        "-o",
-        str(tmp_path / "out"),
-    ]
+    command = pocketgan_run(tiny_onnx, clip, tmp_path / "out")
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
     assert result.returncode == 0, result.stderr
     assert probe(tmp_path / "out/clip.webm", count=True).frames == SPEC.frames
