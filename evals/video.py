@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pocketgan.data.clips import ClipSpec, render
+from pocketgan.data.clips import RENDER_VERSION, ClipSpec, render
 from pocketgan.metrics import flicker
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def teacher_frames(teacher, teacher_key: str, spec: ClipSpec, frames: list[np.nd
     from pocketgan.images import to_uint8
     from pocketgan.manifest import atomic_write_bytes
 
-    key = hashlib.sha256(f"{spec}|{teacher_key}".encode()).hexdigest()[:20]
+    key = hashlib.sha256(f"{spec}|{RENDER_VERSION}|{teacher_key}".encode()).hexdigest()[:20]
     path = _cache_folder() / f"{spec.photo}-{spec.width}x{spec.height}-{key}.npz"
     if path.exists():
         with np.load(path) as stored:

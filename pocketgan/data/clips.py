@@ -33,6 +33,7 @@ NOISE_SIGMA = 2.0  # sensor noise, in 8-bit steps
 EXPOSURE_GAIN = 1.25  # brightness factor reached in the lighting change
 ZOOM = 0.85  # the crop shrinks to this fraction over the clip (a zoom in)
 AUDIO_RATE = 48000
+RENDER_VERSION = 2  # bump when render() changes its pixels (caches of model outputs on clips key on it)
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,14 @@ def render(spec: ClipSpec, photo: np.ndarray | None = None) -> Iterator[Frame]:
     """The clip's frames, one at a time (memory: one frame), bit-identical for a given spec."""
     photo = test_photo(spec.photo) if photo is None else photo
     picture = Image.fromarray(photo)
-    for index, affine in enumerate(camera_path(spec, picture.size)):
-        coefficients = tuple(affine[:2].ravel())
+    affines = camera_path(spec, picture.size)
+    # A small clip of a large photo would point-sample it (aliasing that moves with the camera, which no
+    # camera with a lens shows): the photo is first area-reduced so frames at most slightly minify it.
+    reduction = max(1, int(min(affine[0, 0] for affine in affines)))
+    picture = picture.reduce(reduction) if reduction > 1 else picture
+    to_reduced = np.diag([1.0 / reduction, 1.0 / reduction, 1.0])
+    for index, affine in enumerate(affines):
+        coefficients = tuple((to_reduced @ affine)[:2].ravel())
         warped = picture.transform(
             (spec.width, spec.height), Image.Transform.AFFINE, coefficients, Image.BILINEAR
         )
