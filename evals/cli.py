@@ -18,8 +18,7 @@ from pocketgan.evals.bench import format_table as bench_table
 from pocketgan.evals.evaluate import EvalConfig, evaluate
 from pocketgan.evals.parity import ParityConfig, check_parity
 from pocketgan.evals.parity import format_table as parity_table
-from pocketgan.runtime.cli import video_context_option
-from pocketgan.runtime.session import DEFAULT_MAX_SIDE
+from pocketgan.runtime.cli import max_side_option, video_context_option
 
 
 @click.command("bench")
@@ -41,13 +40,7 @@ from pocketgan.runtime.session import DEFAULT_MAX_SIDE
     "working size `pocketgan run` picks, and end to end (decode a JPEG, run, encode a JPEG). Default: the "
     "engine at the model's size (256 for dynamic models).",
 )
-@click.option(
-    "--max-side",
-    type=click.IntRange(min=16),
-    default=DEFAULT_MAX_SIDE,
-    show_default=True,
-    help="Working size cap, as `pocketgan run --max-side`.",
-)
+@max_side_option("Working size cap, as `pocketgan run --max-side`.")
 @click.option(
     "--video",
     "videos",
@@ -137,6 +130,15 @@ def bench_command(
     help="Embedded photo set split(s) to evaluate on: test, validation, or validation,test.",
 )
 @click.option("--size", default=256, show_default=True, help="Evaluation size (square, centre-cropped).")
+@click.option(
+    "--resolution",
+    type=click.IntRange(min=16),
+    default=None,
+    help="Full-size eval instead: photos at this long side (not centre-cropped, never scaled up), the teacher "
+    "run at that size (cached on disk), artifacts through Session.run as `pocketgan run` runs them; adds the "
+    "detail ratio and 1:1 crops in report.html.",
+)
+@max_side_option("With --resolution: the working size cap, as `pocketgan run --max-side`.")
 @click.option("--out", default="build/eval", show_default=True, type=click.Path(), help="Report folder.")
 @click.option("--threads", default=2, show_default=True, help="Threads for every timed model.")
 @click.option("--warmup", default=3, show_default=True, help="Untimed runs per artifact before timing.")
@@ -174,8 +176,12 @@ def eval_command(artifacts, out, no_progress, artifact_format, artifact_precisio
       pocketgan eval --artifacts dist/ --split validation,test --out build/eval
       pocketgan eval --artifacts dist/ --size 128 --iterations 10 --data my_photos/
       pocketgan eval --artifacts vintage-mobile --json - > eval.json
+      pocketgan eval --artifacts dist/ --resolution 1280 --out build/eval-1280   # full size, 1:1 crops
     """
     folder = resolve_folder(artifacts, artifact_format, artifact_precision)
+    resolution, max_side = options.pop("resolution"), options.pop("max_side")
+    if resolution is not None:
+        return _eval_full_resolution(folder, resolution, max_side, out, no_progress, json_target, options)
     result = evaluate(EvalConfig(artifacts=folder, out=out, progress=not no_progress, **options))
     console.say(Path(result.report_md).read_text(), json_target)
     console.say(f"wrote {result.eval_json}, {result.report_md}, {result.report_html}", json_target)
@@ -184,6 +190,27 @@ def eval_command(artifacts, out, no_progress, artifact_format, artifact_precisio
     console.emit_json(json_target, result.report)
     if result.failed:
         raise _load_failures(result.failed, "artifact", len(result.report["artifacts"]))
+
+
+def _eval_full_resolution(folder, resolution, max_side, out, no_progress, json_target, options) -> None:
+    from pocketgan.evals.fullres import FullResConfig, evaluate_full_resolution, summary_table
+
+    keys = ("teacher", "teacher_weights", "data", "split", "threads")
+    config = FullResConfig(
+        folder,
+        resolution,
+        out=out,
+        max_side=max_side,
+        progress=not no_progress,
+        **{k: options[k] for k in keys},
+    )
+    report = evaluate_full_resolution(config)
+    console.say(summary_table(report), json_target)
+    console.say(f"wrote {Path(out) / 'eval.json'}, {Path(out) / 'report.html'}", json_target)
+    console.emit_json(json_target, report)
+    failures = [row for row in report["artifacts"] if str(row["status"]).startswith("failed")]
+    if failures:
+        raise _load_failures(failures, "artifact", len(report["artifacts"]))
 
 
 def _load_failures(failed: list[dict], noun: str, total: int) -> CheckFailed:

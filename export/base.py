@@ -33,6 +33,9 @@ PRECISION_MEANING = {
 }
 
 _EXPORTERS: dict[str, type[Exporter]] = {}
+# A context model's image sizes in dynamic artifacts: H and W multiples of SIDE_MULTIPLE (the students'
+# patch and strides) in [MIN_SIDE, MAX_SIDE]; its context input is CONTEXT_SIZE x CONTEXT_SIZE.
+SIDE_MULTIPLE, MIN_SIDE, MAX_SIDE, CONTEXT_SIZE = 4, 16, 4096, 256
 # 256², 1024x768 and 1920x1080 (W x H), as (H, W).
 PARITY_SIZES = ((256, 256), (768, 1024), (1080, 1920))
 
@@ -78,11 +81,14 @@ class ExportConfig:
         object.__setattr__(self, "keep_float", tuple(self.keep_float))
         object.__setattr__(self, "sizes", tuple((int(h), int(w)) for h, w in self.sizes))
         odd = [
-            f"{w}x{h}" for h, w in self.sizes if h % 4 or w % 4 or not 64 <= min(h, w) <= max(h, w) <= 4096
+            f"{w}x{h}"
+            for h, w in self.sizes
+            if h % SIDE_MULTIPLE or w % SIDE_MULTIPLE or not MIN_SIDE <= min(h, w) <= max(h, w) <= MAX_SIDE
         ]
         if odd or not self.sizes:
             raise UsageError(
-                f"sizes must be W x H multiples of 4 between 64 and 4096, got {', '.join(odd) or 'none'}"
+                f"sizes must be W x H multiples of {SIDE_MULTIPLE} between {MIN_SIDE} and {MAX_SIDE}, "
+                f"got {', '.join(odd) or 'none'}"
             )
         if (self.keep_float or self.keep_float_budget_db is not None) and "int8" not in self.precisions:
             raise UsageError("--keep-float applies to --precision int8")
@@ -144,7 +150,7 @@ class Prepared:
 
     model: Any  # torch.nn.Module, eval mode, BatchNorm folded
     size: int
-    calibration: Any  # callable () -> float32 (N, 3, H, W) batches in [-1, 1]
+    calibration: Any  # callable ((H, W) or None: the export size) -> float32 (N, 3, H, W) batches in [-1, 1]
     metadata: dict[str, Any]  # the manifest minus file-dependent keys, embedded where the format allows
     keep_float: tuple[str, ...] = ()  # int8: module names (of `model`) whose ops stay float
     # A context model (prepare.has_context): a second "context" input (the 256² thumbnail), and a dynamic
@@ -221,6 +227,12 @@ class Exporter(abc.ABC):
         return OK
 
     @classmethod
+    def takes_context(cls, precision: str) -> bool:
+        """False where a context model's artifact at `precision` keeps one input at the export size (the
+        image as its own thumbnail): the format's converter cannot take the context input there."""
+        return True
+
+    @classmethod
     def exportability_note(cls, model: Any) -> str | None:
         """What this format will rewrite in `model` (said by `inspect` after "ok"), or None."""
         return None
@@ -228,7 +240,9 @@ class Exporter(abc.ABC):
     @classmethod
     def describe_artifact(cls, path: Path) -> dict[str, Any] | None:
         """What `inspect` says about an artifact of this format, read from the file: {"ops": {op: count},
-        "summary": one line, ...more JSON-able keys}; None where the format has nothing to say."""
+        "summary": one line, "inputs"/"outputs": [{"name", "shape", "dtype"}], "op_kinds": {kind: count},
+        ...more JSON-able keys}; None where the format has nothing to say. pocketgan.artifact_info asks
+        this for formats it has no reader of its own for."""
         return None
 
     @abc.abstractmethod
@@ -240,9 +254,6 @@ class Exporter(abc.ABC):
         """
 
 
-# A context model's image sizes in dynamic artifacts: H and W multiples of SIDE_MULTIPLE (the students'
-# patch and strides) in [MIN_SIDE, MAX_SIDE]; its context input is CONTEXT_SIZE x CONTEXT_SIZE.
-SIDE_MULTIPLE, MIN_SIDE, MAX_SIDE, CONTEXT_SIZE = 4, 64, 4096, 256
 # The exporter's io entries that describe the artifact's tensors (manifest top level, embedded in the file).
 EMBEDDED_IO = ("input", "output", "context_input")
 THUMBNAIL_FUNCTION = "pocketgan.images.context_thumbnail"

@@ -5,6 +5,11 @@ output is a float tensor in [-1, 1]. fp32/fp16 compute precision; w8 = linear in
 k-means palettized weights (both on the fp16 program). Activation int8 needs Core ML prediction for
 calibration, which only runs on macOS.
 
+A context model gets a second RGB image input, "context" (256x256, the thumbnail), and an image input of
+flexible size: `ct.RangeDim` height and width in [64, 4096] (the manifest says multiples of 4). Core ML
+runs range-shaped inputs on the CPU and GPU; the Neural Engine takes only enumerated shapes
+(`ct.EnumeratedShapes`), so an app that wants it converts with the few sizes it uses.
+
 Example: pocketgan export runs/quick/best.pt --format coreml --precision fp16,p6 --out dist/
 """
 
@@ -16,7 +21,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from pocketgan.export.base import Exporter, Prepared, library_missing, register_exporter
+from pocketgan.export.base import (
+    CONTEXT_SIZE,
+    MAX_SIDE,
+    MIN_SIDE,
+    Exporter,
+    Prepared,
+    context_entry,
+    image_sizes,
+    library_missing,
+    register_exporter,
+)
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 from pocketgan.status import OK, Status, unavailable
 
@@ -56,24 +71,25 @@ class CoreMLExporter(Exporter):
         import coremltools as ct
         import torch
 
+        from pocketgan.export.prepare import (
+            CONTEXT_NAME,
+            dynamic_image_shapes,
+            sample_inputs,
+        )  # imports torch
+
         size = prepared.size
-        sample = torch.zeros(1, 3, size, size)
+        samples = sample_inputs(size, size, prepared.context, layout="NCHW")
+        dynamic = dynamic_image_shapes("NCHW") if prepared.context else None
         with torch.no_grad():
-            program = torch.export.export(prepared.model, (sample,)).run_decompositions({})
+            program = torch.export.export(prepared.model, samples, dynamic_shapes=dynamic).run_decompositions(
+                {}
+            )
         compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mlmodel = ct.convert(
                 program,
-                inputs=[
-                    ct.ImageType(
-                        name=INPUT_NAME,
-                        shape=(1, 3, size, size),
-                        scale=IMAGE_SCALE,
-                        bias=IMAGE_BIAS,
-                        color_layout=ct.colorlayout.RGB,
-                    )
-                ],
+                inputs=_image_inputs(ct, size, prepared.context, CONTEXT_NAME),
                 outputs=[ct.TensorType(name=OUTPUT_NAME)],
                 convert_to="mlprogram",
                 minimum_deployment_target=ct.target.iOS16,
@@ -90,6 +106,7 @@ class CoreMLExporter(Exporter):
                 "color": "RGB",
                 "scale": IMAGE_SCALE,
                 "bias": IMAGE_BIAS,
+                "sizes": image_sizes(prepared),
             },
             "output": {
                 "name": OUTPUT_NAME,
@@ -100,12 +117,27 @@ class CoreMLExporter(Exporter):
                 "color": "RGB",
             },
         }
+        if prepared.context:
+            pixels = {key: value for key, value in io["input"].items() if key not in ("name", "sizes")}
+            shape = [1, 3, CONTEXT_SIZE, CONTEXT_SIZE]
+            io["context_input"] = context_entry(CONTEXT_NAME, {**pixels, "shape": shape})
         mlmodel.user_defined_metadata[EMBEDDED_MANIFEST_KEY] = json.dumps(
             {**prepared.metadata, **io}, default=str
         )
         mlmodel.short_description = f"PocketGAN {prepared.metadata.get('name', 'model')} ({precision})"
         mlmodel.save(str(path))
         return io
+
+
+def _image_inputs(ct, size: int, context: bool, context_name: str) -> list:
+    """The RGB image input (flexible H and W for a context model) and the context thumbnail input."""
+    flexible = ct.RangeDim(MIN_SIDE, MAX_SIDE, default=size)
+    height, width = (flexible, ct.RangeDim(MIN_SIDE, MAX_SIDE, default=size)) if context else (size, size)
+    image = {"scale": IMAGE_SCALE, "bias": IMAGE_BIAS, "color_layout": ct.colorlayout.RGB}
+    inputs = [ct.ImageType(name=INPUT_NAME, shape=ct.Shape(shape=(1, 3, height, width)), **image)]
+    if context:
+        inputs.append(ct.ImageType(name=context_name, shape=(1, 3, CONTEXT_SIZE, CONTEXT_SIZE), **image))
+    return inputs
 
 
 def _compress(mlmodel, precision: str):

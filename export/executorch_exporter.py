@@ -8,6 +8,12 @@ calibrated on the same images as the other formats; layers marked `float_only` s
 fp16 runs the model in half precision inside XNNPACK, with float32 image I/O (the casts run on portable
 kernels). XNNPACK has no weight-only int8 (w8), and 6-bit palettes (p6) are a Core ML format.
 The Python runtime that checks parity (executorch.runtime) links libtorch: see runtime/executorch.py.
+A context model gets two inputs, image (dynamic H and W: torch.export Dims, which XNNPACK takes up to the
+declared maximum) and context (256²); a .pte stores no input names, the manifest does. int8 of a context
+model stays today's one-input program at the export size (the image is its own thumbnail): with the context
+input, XNNPACK does not take the int8 convolutions — with a dynamic image size the partitioner leaves one to
+the portable kernels, which have no per-channel dequantize ("Missing out variants"); at a static size
+XNNPACK refuses the program at load ("Failed to create convolution node").
 
 Example: pocketgan export pocketgan/zoo/vintage-mobile/student.pt --format executorch --precision fp32,int8
 """
@@ -22,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketgan.errors import ModelLoadError
-from pocketgan.export.base import Exporter, Prepared, library_missing, register_exporter
+from pocketgan.export.base import Exporter, Prepared, library_missing, nhwc_io_entries, register_exporter
 from pocketgan.manifest import EMBEDDED_MANIFEST_KEY
 from pocketgan.status import OK, Status, unavailable
 
@@ -45,6 +51,10 @@ class ExecuTorchExporter(Exporter):
     }
 
     @classmethod
+    def takes_context(cls, precision: str) -> bool:
+        return precision != "int8"
+
+    @classmethod
     def availability(cls) -> Status:
         missing = library_missing("executorch", "torchao")
         return unavailable(f"{INSTALL} (missing {missing})") if missing else OK
@@ -55,6 +65,12 @@ class ExecuTorchExporter(Exporter):
         placement = describe_pte(path)
         calls = ", ".join(f"{name} x{n}" for name, n in placement["delegate_calls"].items()) or "none"
         return {
+            "inputs": placement["inputs"],
+            "outputs": placement["outputs"],
+            "op_kinds": {
+                "delegated": placement["delegated_nodes"],
+                "portable": placement["portable_kernel_calls"],
+            },
             "ops": {
                 **{f"delegate:{op}": n for op, n in placement["delegated_ops"].items()},
                 **{f"portable:{op}": n for op, n in placement["portable_ops"].items()},
@@ -70,7 +86,7 @@ class ExecuTorchExporter(Exporter):
         from pocketgan.export.prepare import ChannelsLast  # imports torch
 
         model = ChannelsLast(prepared.model).eval()
-        io = _io_entries(prepared.size)
+        io = nhwc_io_entries(prepared, "image", "output")
         embedded = json.dumps({**prepared.metadata, **io}, default=str)
         if precision == "int8":
             graph = _quantize_int8(model, prepared)
@@ -82,21 +98,10 @@ class ExecuTorchExporter(Exporter):
             graph = _in_float16(model)
         else:
             graph = model
-        program, delegation = _lower(graph, prepared.size, embedded)
+        program, delegation = _lower(graph, prepared, embedded)
         path.write_bytes(program.buffer)
         io["delegation"] = delegation
         return io
-
-
-def _io_entries(size: int) -> dict[str, Any]:
-    tensor = {
-        "shape": [1, size, size, 3],
-        "layout": "NHWC",
-        "dtype": "float32",
-        "range": [-1, 1],
-        "color": "RGB",
-    }
-    return {"input": {"name": "image", **tensor}, "output": {"name": "output", **tensor}}
 
 
 def _in_float16(model):
@@ -110,8 +115,10 @@ def _in_float16(model):
             super().__init__()
             self.model = half
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.model(x.half()).float()
+        def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+            if context is None:
+                return self.model(x.half()).float()
+            return self.model(x.half(), context.half()).float()
 
     return Float16(copy.deepcopy(model).half()).eval()
 
@@ -126,32 +133,36 @@ def _quantize_int8(model, prepared: Prepared):
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from pocketgan.export.prepare import nhwc_calibration  # imports torch
+    from pocketgan.export.prepare import calibration_inputs, sample_inputs  # imports torch
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     # XNNPACKQuantizer filters by module class (litert-torch's quantizer by its "module.QualName" string).
     for module_type in {type(m) for m in model.modules() if getattr(m, "float_only", False)}:
         quantizer.set_module_type(module_type, None)
-    sample = torch.zeros(1, prepared.size, prepared.size, 3)
-    graph = prepare_pt2e(torch.export.export(model, (sample,)).module(), quantizer)
+    samples = sample_inputs(prepared.size, prepared.size, prepared.context)
+    graph = prepare_pt2e(torch.export.export(model, samples).module(), quantizer)
     move_exported_model_to_eval(graph)
     with torch.no_grad():
-        for image in nhwc_calibration(prepared):
-            graph(torch.from_numpy(image[None]))
+        for item in calibration_inputs(prepared):
+            graph(*(torch.from_numpy(a) for a in item))
     graph = convert_pt2e(graph)
     move_exported_model_to_eval(graph)
     return graph
 
 
-def _lower(model, size: int, embedded_manifest: str):
+def _lower(model, prepared: Prepared, embedded_manifest: str):
     """(ExecutorchProgramManager, delegation counts) of `model` lowered to XNNPACK + portable kernels."""
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.devtools.backend_debug import get_delegation_info
     from executorch.exir import to_edge_transform_and_lower
 
+    from pocketgan.export.prepare import dynamic_image_shapes, sample_inputs  # imports torch
+
+    samples = sample_inputs(prepared.size, prepared.size, prepared.context)
+    dynamic = dynamic_image_shapes() if prepared.context else None
     with torch.no_grad():
-        exported = torch.export.export(model, (torch.zeros(1, size, size, 3),))
+        exported = torch.export.export(model, samples, dynamic_shapes=dynamic)
     edge = to_edge_transform_and_lower(
         exported,
         partitioner=[XnnpackPartitioner()],
@@ -211,12 +222,28 @@ def describe_pte(path: str | Path) -> dict[str, Any]:
                 inside.update(_xnnpack_nodes(program, delegate))
     return {
         "method": plan.name,
+        "inputs": [_tensor_entry(plan, index, "input") for index in plan.inputs],
+        "outputs": [_tensor_entry(plan, index, "output") for index in plan.outputs],
         "delegate_calls": dict(delegate_calls),
         "delegated_nodes": sum(inside.values()),
         "delegated_ops": dict(inside.most_common()),
         "portable_kernel_calls": sum(kernels.values()),
         "portable_ops": dict(kernels.most_common()),
         "methods": sorted(p.name for p in program.execution_plan),
+    }
+
+
+# ExecuTorch's ScalarType codes (the program schema's enum) -> numpy dtype names, for the ones a program here has.
+_SCALAR_TYPES = {0: "uint8", 1: "int8", 3: "int32", 4: "int64", 5: "float16", 6: "float32", 7: "float64"}
+
+
+def _tensor_entry(plan, index: int, role: str) -> dict[str, Any]:
+    """An input or output tensor of the plan as inspect lists them: name, shape, dtype."""
+    tensor = plan.values[index].val
+    return {
+        "name": f"{role}_{index}",
+        "shape": [int(n) for n in tensor.sizes],
+        "dtype": _SCALAR_TYPES.get(int(tensor.scalar_type), f"scalar type {int(tensor.scalar_type)}"),
     }
 
 

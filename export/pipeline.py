@@ -67,15 +67,28 @@ def _load_source(source: str) -> tuple[Any, dict[str, Any], str]:
     return model, entry, resolved.kind
 
 
-def calibration_images(config: ExportConfig) -> np.ndarray:
-    """float32 (N, 3, size, size) in [-1, 1]: --calibration images (center-cropped) or the embedded set."""
+FIXED_SIZE_CALIBRATION_IMAGES = 16
+
+
+def calibration_images(config: ExportConfig, size: tuple[int, int] | None = None) -> np.ndarray:
+    """float32 (N, 3, H, W) in [-1, 1]: --calibration images (center-cropped) or the embedded set, at the
+    export size; at another `size` (H, W) (a fixed-size artifact), FIXED_SIZE_CALIBRATION_IMAGES of them
+    at that size: --calibration images resized whole, or embedded crops taken at that size (real detail,
+    not 256² crops blown up: those calibrate activation ranges too narrow for photos)."""
     if config.calibration:
         loaded = load_images(config.calibration)
         if not loaded.images:
             raise UsageError(f"--calibration {config.calibration}: no readable images")
+        if size is not None:
+            return to_nchw([resize(img, size) for img in loaded.images[:FIXED_SIZE_CALIBRATION_IMAGES]])
         images = [
             resize(center_crop_square(img), config.size) for img in loaded.images[: config.calibration_count]
         ]
+    elif size is not None:
+        height, width = size
+        crops = training_images(FIXED_SIZE_CALIBRATION_IMAGES, max(size), seed=20261128)
+        top, left = (max(size) - height) // 2, (max(size) - width) // 2
+        images = [crop[top : top + height, left : left + width] for crop in crops]
     else:
         images = training_images(config.calibration_count, config.size, seed=20261128)
     return to_nchw(images)
@@ -142,8 +155,9 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
         check_layers(prepared_model, config.keep_float)
     if config.keep_float_budget_db is not None and not config.validate:
         raise UsageError("--keep-float auto measures parity: drop --no-validate")
-    calibration = functools.cache(lambda: calibration_images(config))
-    reference = _references(model, config, context) if config.validate else None
+    calibration = functools.cache(lambda size=None: calibration_images(config, size))
+    # Parity references: of the model with its context input, or (an artifact without it) with thumb = image.
+    reference = functools.cache(lambda with_context: _references(model, config, with_context))
     result = ExportResult(source=source, name=name, out=out)
     progress = _progress(config)
     for fmt, precision in progress:
@@ -171,22 +185,17 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
             "created": now_iso(),
         }
         keep = config.keep_float if precision == "int8" else ()
-        for fixed in _fixed_sizes(exporter_class, context, config):
+        with_context = context and exporter_class.takes_context(precision)
+        for fixed in _fixed_sizes(exporter_class, with_context, config):
             prepared = Prepared(
-                prepared_model,
-                config.size,
-                calibration,
-                metadata,
-                keep_float=keep,
-                context=context,
-                fixed=fixed,
+                prepared_model, config.size, calibration, metadata, keep, context=with_context, fixed=fixed
             )
             export_one = functools.partial(
                 _export_one,
                 exporter_class(),
                 precision=precision,
                 artifact=_sized_name(artifact, fixed, config.size),
-                reference=_for_sizes(reference, fixed),
+                reference=_for_sizes(reference(with_context) if config.validate else None, fixed),
             )
             if precision == "int8" and config.keep_float_budget_db is not None:
                 result.artifacts.append(_budgeted(export_one, prepared, fmt, config.keep_float_budget_db))

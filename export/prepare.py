@@ -79,47 +79,42 @@ class ChannelsLast(nn.Module):
 
     A student whose tail already runs channels-last ends in a permute that this one cancels, so the
     converted graph has no output transpose at all. A context model takes the thumbnail as a second NHWC
-    input, (N, 256, 256, 3); without it (one traced input) the model sees its own image as thumbnail.
+    input, (N, 256, 256, 3); traced with one input, it sees its own image as thumbnail.
     """
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        self.has_context = has_context(model)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if context is None:
-            return self.model(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return self.model(x.permute(0, 3, 1, 2), context.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        image = x.permute(0, 3, 1, 2)
+        if context is None and not self.has_context:
+            return self.model(image).permute(0, 2, 3, 1)
+        # Without a context input a context model sees its image as thumbnail (= model(image), bit for bit),
+        # passed explicitly: a BatchNorm-folded (fx-traced) model has no thumb=None path.
+        thumb = image if context is None else context.permute(0, 3, 1, 2)
+        return self.model(image, thumb).permute(0, 2, 3, 1)
 
 
 def nhwc_calibration(prepared) -> np.ndarray:
     """`prepared`'s calibration batches (N, 3, H, W) as contiguous (N, H, W, 3): what ChannelsLast takes.
 
-    A fixed-size artifact converted at another size than the calibration images (prepared.fixed) gets the
-    first FIXED_SIZE_CALIBRATION_IMAGES of them resized to its size (bilinear: activation ranges only)."""
-    images = prepared.calibration()
-    if prepared.fixed and tuple(prepared.fixed) != images.shape[2:]:
-        from torch.nn import functional as F
-
-        batch = torch.from_numpy(np.ascontiguousarray(images[:FIXED_SIZE_CALIBRATION_IMAGES]))
-        images = F.interpolate(batch, size=tuple(prepared.fixed), mode="bilinear").numpy()
+    A fixed-size artifact (prepared.fixed) other than the export size gets calibration images at its size."""
+    fixed = tuple(prepared.fixed) if prepared.fixed else None
+    images = (
+        prepared.calibration(fixed) if fixed and fixed != (prepared.size,) * 2 else prepared.calibration()
+    )
     return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
 
 
-FIXED_SIZE_CALIBRATION_IMAGES = 16
-
-
 def calibration_inputs(prepared) -> list[tuple[np.ndarray, ...]]:
-    """One (image,) or (image, context) tuple of NHWC float32 (1, H, W, 3) arrays per calibration image.
-
-    The context of a calibration image at 256² is the image itself (its own 256² thumbnail); an image
-    resized for a fixed-size artifact keeps that 256² original as its context."""
+    """One (image,) or (image, context) tuple of NHWC float32 (1, H, W, 3) arrays per calibration image,
+    the context its 256² thumbnail (at 256² the image itself)."""
     images = nhwc_calibration(prepared)
     if not prepared.context:
         return [(image[None],) for image in images]
-    originals = np.ascontiguousarray(prepared.calibration().transpose(0, 2, 3, 1))
-    thumbnails = [_thumbnail_of(original) for original in originals]
-    return [(image[None], thumbnail[None]) for image, thumbnail in zip(images, thumbnails, strict=False)]
+    return [(image[None], _thumbnail_of(image)[None]) for image in images]
 
 
 def _thumbnail_of(image: np.ndarray) -> np.ndarray:

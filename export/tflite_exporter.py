@@ -8,6 +8,11 @@ I/O) where litert-torch mis-converts it; "aeq-static" (static_wi8_ai8, int8 I/O)
 is what int8-full uses (every op int8, int8 image I/O: what NPU delegates take without CPU fallback).
 int8 leaves the layers named in `Prepared.keep_float` in float (PT2E module-name filter).
 
+A context model gets two inputs, image and context (256²), and one artifact per working size
+(ExportConfig.sizes): litert-torch cannot convert dynamic shapes here (its MLIR lowering wants concrete
+shapes), and a converted graph cannot be resized with `Interpreter.resize_tensor_input` (the pixel shuffle
+and the colour transform lower to RESHAPEs with constant shapes: allocate_tensors fails).
+
 Example: pocketgan export vintage --format tflite --precision fp32 --out dist/
 """
 
@@ -20,12 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from pocketgan.export._runners import predict
 from pocketgan.export.base import (
     ANY_FORMAT_UNSUPPORTED_OPS,
+    EMBEDDED_IO,
     Exporter,
     Prepared,
     UnsupportedOp,
+    context_entry,
+    image_sizes,
     library_missing,
     register_exporter,
 )
@@ -51,6 +58,7 @@ class TFLiteExporter(Exporter):
     libraries = ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "torchao")
     precisions = ("fp32", "fp16", "int8", "w8", "int8-full")
     unsupported_precisions = {"p6": "6-bit palettization is a Core ML weight format"}
+    dynamic_sizes = False
     unsupported_ops = (
         *ANY_FORMAT_UNSUPPORTED_OPS,
         UnsupportedOp(
@@ -86,20 +94,20 @@ class TFLiteExporter(Exporter):
             int8_method = _convert_int8(model, prepared, path)
         elif precision == "int8-full":
             base = path.with_name(path.stem + ".fp32-base.tflite")
-            _convert_fp32(model, prepared.size, base)
+            _convert_fp32(model, prepared, base)
             _aeq_static_int8(base, prepared, path)
             base.unlink(missing_ok=True)
             _input_on_image_grid(path)
             int8_method = "aeq-static (static_wi8_ai8: every op int8, int8 I/O on the image grid)"
         elif precision == "fp32":
-            _convert_fp32(model, prepared.size, path)
+            _convert_fp32(model, prepared, path)
         else:
             base = path.with_name(path.stem + ".fp32-base.tflite")
-            _convert_fp32(model, prepared.size, base)
+            _convert_fp32(model, prepared, base)
             _aeq_weight_only(base, path, bits=16 if precision == "fp16" else 8)
             base.unlink(missing_ok=True)
-        io = tensor_entries(path, prepared.size)
-        embedded = {**prepared.metadata, "input": io["input"], "output": io["output"]}
+        io = tensor_entries(path, prepared)
+        embedded = {**prepared.metadata, **{key: io[key] for key in io if key in EMBEDDED_IO}}
         embed_metadata(path, EMBEDDED_MANIFEST_KEY, json.dumps(embedded, default=str))
         io["conv_transpose_rewritten"] = rewritten
         if int8_method:
@@ -119,9 +127,12 @@ def _convert_int8(model, prepared: Prepared, path: Path) -> str:
     base = path.with_name(path.stem + ".fp32-base.tflite")
     try:
         if INT8_METHOD == "pt2e":
-            x = prepared.calibration()[:2]
-            fake_quant = _convert_pt2e_int8(model, prepared, path, x)
-            score = max(_quick_psnr(path, x, _torch_outputs(model, x)), _quick_psnr(path, x, fake_quant))
+            inputs = calibration_nchw(prepared)[:2]
+            fake_quant = _convert_pt2e_int8(model, prepared, path, inputs)
+            score = max(
+                _quick_psnr(path, inputs, _torch_outputs(model, inputs)),
+                _quick_psnr(path, inputs, fake_quant),
+            )
             if score >= FALLBACK_PSNR_DB:
                 return f"pt2e (calibration-image check {score:.1f} dB)"
             if prepared.keep_float:
@@ -134,7 +145,7 @@ def _convert_int8(model, prepared: Prepared, path: Path) -> str:
             reason = f"pt2e scored {score:.1f} dB"
         else:
             reason = "configured"
-        _convert_fp32(model, prepared.size, base)
+        _convert_fp32(model, prepared, base)
         if INT8_METHOD == "aeq-static":
             _aeq_static_int8(base, prepared, path)
             return "aeq-static (int8 I/O)"
@@ -144,37 +155,49 @@ def _convert_int8(model, prepared: Prepared, path: Path) -> str:
         base.unlink(missing_ok=True)
 
 
-def _torch_outputs(model, x: np.ndarray) -> np.ndarray:
-    """`model` on NCHW `x`, one image at a time (exported graphs take batch 1)."""
+def calibration_nchw(prepared: Prepared) -> list[tuple[np.ndarray, ...]]:
+    """prepare.calibration_inputs as NCHW arrays: what the torch model (and `predict`) take."""
+    from pocketgan.export.prepare import calibration_inputs  # imports torch
+
+    return [tuple(a.transpose(0, 3, 1, 2) for a in item) for item in calibration_inputs(prepared)]
+
+
+def _torch_outputs(model, inputs: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+    """`model` on each (image,) or (image, context) tuple of batch-1 arrays, concatenated."""
     import torch
 
     with torch.no_grad():
-        return np.concatenate([model(torch.from_numpy(x[i : i + 1])).numpy() for i in range(len(x))])
+        return np.concatenate([model(*(torch.from_numpy(a) for a in item)).numpy() for item in inputs])
 
 
-def _quick_psnr(path: Path, x: np.ndarray, reference: np.ndarray) -> float:
+def _quick_psnr(path: Path, inputs: list[tuple[np.ndarray, ...]], reference: np.ndarray) -> float:
+    """PSNR of the float-I/O .tflite on NCHW `inputs`, run in the LiteRT backend directly (the artifact has
+    no manifest yet to tell a session which input is the context)."""
+    from pocketgan.runtime.litert import LiteRTBackend
 
-    return psnr(predict(path, x)[0], reference)
-
-
-def _nhwc(model, size: int):
-    """`model` with NHWC input and output (the same permutes as litert_torch.to_channel_last_io)."""
-    import torch
-
-    from pocketgan.export.prepare import ChannelsLast  # imports torch
-
-    return ChannelsLast(model).eval(), torch.zeros(1, size, size, 3)
+    engine = LiteRTBackend(path, threads=2)
+    outputs = [
+        engine.run_inputs([np.ascontiguousarray(a.transpose(0, 2, 3, 1)) for a in item]) for item in inputs
+    ]
+    return psnr(np.concatenate(outputs).transpose(0, 3, 1, 2), reference)
 
 
-def _convert_fp32(model, size: int, path: Path) -> None:
+def _nhwc(model, prepared: Prepared):
+    """(`model` with NHWC input and output (the permutes of litert_torch.to_channel_last_io), sample inputs)."""
+    from pocketgan.export.prepare import ChannelsLast, sample_inputs  # imports torch
+
+    return ChannelsLast(model).eval(), sample_inputs(*prepared.trace_size, prepared.context)
+
+
+def _convert_fp32(model, prepared: Prepared, path: Path) -> None:
     import litert_torch
 
-    wrapped, sample = _nhwc(model, size)
-    litert_torch.convert(wrapped, (sample,)).export(str(path))
+    wrapped, samples = _nhwc(model, prepared)
+    litert_torch.convert(wrapped, samples).export(str(path))
 
 
-def _convert_pt2e_int8(model, prepared: Prepared, path: Path, x: np.ndarray) -> np.ndarray:
-    """PT2E int8 with float I/O; returns torch's fake-quant graph on NCHW `x` (what the .tflite should give).
+def _convert_pt2e_int8(model, prepared: Prepared, path: Path, inputs) -> np.ndarray:
+    """PT2E int8 with float I/O; returns torch's fake-quant graph on NCHW `inputs` (what the .tflite should give).
 
     The fake-quant outputs are computed before lowering: litert-torch rewrites the graph it converts.
     """
@@ -185,26 +208,24 @@ def _convert_pt2e_int8(model, prepared: Prepared, path: Path, x: np.ndarray) -> 
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from pocketgan.export.prepare import float_only_types, nhwc_calibration  # imports torch
+    from pocketgan.export.prepare import calibration_inputs, float_only_types  # imports torch
 
-    wrapped, sample = _nhwc(model, prepared.size)
+    wrapped, samples = _nhwc(model, prepared)
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     for type_name in float_only_types(model):
         # torch.export records module types as "module.QualName" strings, which is what the filter compares.
         quantizer.set_module_type(type_name, None)
     _leave_in_float(quantizer, prepared.keep_float)
-    graph = prepare_pt2e(torch.export.export(wrapped, (sample,)).module(), quantizer)
+    graph = prepare_pt2e(torch.export.export(wrapped, samples).module(), quantizer)
     move_exported_model_to_eval(graph)
     with torch.no_grad():
-        for image in nhwc_calibration(prepared):
-            graph(torch.from_numpy(image[None]))
+        for item in calibration_inputs(prepared):
+            graph(*(torch.from_numpy(a) for a in item))
     graph = convert_pt2e(graph, fold_quantize=False)
     move_exported_model_to_eval(graph)
-    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    nhwc = [tuple(np.ascontiguousarray(a.transpose(0, 2, 3, 1)) for a in item) for item in inputs]
     fake_quant = _torch_outputs(graph, nhwc).transpose(0, 3, 1, 2)
-    litert_torch.convert(graph, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(
-        str(path)
-    )
+    litert_torch.convert(graph, samples, quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(path))
     return fake_quant
 
 
@@ -232,12 +253,13 @@ def _leave_in_float(quantizer, layers: tuple[str, ...]) -> None:
     quantizer.annotate = annotate_except
 
 
-def _input_name(path: Path) -> str:
+def _input_names(path: Path) -> list[str]:
+    """The signature's input names in argument order (args_0: the image, args_1: the context)."""
     from ai_edge_litert.interpreter import Interpreter
 
     runner = Interpreter(model_path=str(path)).get_signature_list()
     signature = next(iter(runner.values()))
-    return signature["inputs"][0]
+    return sorted(signature["inputs"], key=lambda name: (len(name), name))
 
 
 def _aeq_static_int8(base: Path, prepared: Prepared, path: Path, conv_only: bool = False) -> None:
@@ -250,9 +272,9 @@ def _aeq_static_int8(base: Path, prepared: Prepared, path: Path, conv_only: bool
     """
     from ai_edge_quantizer import qtyping, quantizer, recipe
 
-    from pocketgan.export.prepare import nhwc_calibration  # imports torch
+    from pocketgan.export.prepare import calibration_inputs  # imports torch
 
-    name = _input_name(base)
+    names = _input_names(base)
     q = quantizer.Quantizer(str(base))
     if conv_only:
         for op in (qtyping.TFLOperationName.CONV_2D, qtyping.TFLOperationName.DEPTHWISE_CONV_2D):
@@ -266,7 +288,7 @@ def _aeq_static_int8(base: Path, prepared: Prepared, path: Path, conv_only: bool
             weight_num_bits=8,
             weight_granularity=qtyping.QuantGranularity.TENSORWISE,
         )
-    samples = [{name: image[None]} for image in nhwc_calibration(prepared)]
+    samples = [dict(zip(names, item, strict=True)) for item in calibration_inputs(prepared)]
     calibration = q.calibrate({"serving_default": samples}, num_threads=2)
     q.quantize(calibration, enable_progress_report=False).export_model(str(path), overwrite=True)
 
@@ -283,9 +305,10 @@ def _input_on_image_grid(path: Path) -> None:
 
     model = flatbuffer_utils.read_model(str(path))
     graph = model.subgraphs[0]
-    quantization = graph.tensors[graph.inputs[0]].quantization
-    quantization.scale = np.array([2 / 255], np.float32)
-    quantization.zeroPoint = np.array([0], np.int64)
+    for index in graph.inputs:  # the image, and the context thumbnail of a context model
+        quantization = graph.tensors[index].quantization
+        quantization.scale = np.array([2 / 255], np.float32)
+        quantization.zeroPoint = np.array([0], np.int64)
     flatbuffer_utils.write_model(model, str(path))
 
 
@@ -305,17 +328,19 @@ def _aeq_weight_only(base: Path, path: Path, bits: int) -> None:
     q.quantize(enable_progress_report=False).export_model(str(path), overwrite=True)
 
 
-def tensor_entries(path: Path, size: int) -> dict[str, Any]:
-    """Manifest input/output entries read from the .tflite file (int8 I/O adds its quantization)."""
+def tensor_entries(path: Path, prepared: Prepared) -> dict[str, Any]:
+    """Manifest input/output (and context_input) entries read from the .tflite file (int8 I/O adds its
+    quantization); the input's "sizes": the one size it was converted at."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path))
+    inputs = interpreter.get_input_details()
     entries = {}
-    for side, details in (
-        ("input", interpreter.get_input_details()),
-        ("output", interpreter.get_output_details()),
+    for side, detail in (
+        ("input", inputs[0]),
+        ("output", interpreter.get_output_details()[0]),
+        *((("context_input", inputs[1]),) if prepared.context else ()),
     ):
-        detail = details[0]
         entry = {
             "name": detail["name"],
             "shape": [int(d) for d in detail["shape"]],
@@ -328,6 +353,11 @@ def tensor_entries(path: Path, size: int) -> dict[str, Any]:
         if np.dtype(detail["dtype"]).kind in "iu" and scale:
             entry["quantization"] = {"scale": float(scale), "zero_point": int(zero_point)}
         entries[side] = entry
+    entries["input"]["sizes"] = image_sizes(prepared)
+    if prepared.context:
+        entries["context_input"] = context_entry(
+            entries["context_input"].pop("name"), entries["context_input"]
+        )
     return entries
 
 

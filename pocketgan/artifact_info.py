@@ -35,15 +35,16 @@ TENSOR_KEYS = ("name", "shape", "dtype", "layout", "range", "color")
 
 
 def describe_artifact(path: str | Path) -> dict[str, Any]:
-    """A JSON-able description of an artifact (.onnx, .tflite, .mlpackage/.mlmodel: READERS)."""
+    """A JSON-able description of an artifact (.onnx, .tflite, .mlpackage/.mlmodel: READERS; any other
+    format a backend opens: what its exporter's `describe_artifact` reads, e.g. an ExecuTorch .pte)."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"{path}: no such model file")
     manifest = read_manifest(path) or {}
     fmt = format_of(path)
-    if fmt not in READERS:
-        raise ModelLoadError(f"{path}: not an artifact format this inspector reads ({', '.join(READERS)})")
-    graph = READERS[fmt](path)
+    if fmt is None:
+        raise ModelLoadError(f"{path}: not an artifact format any runtime backend opens")
+    graph = READERS[fmt](path) if fmt in READERS else _read_by_exporter(path, fmt)
     source = manifest.get("source") or {}
     macs = source.get("macs") or graph.get("macs")
     return {
@@ -62,6 +63,7 @@ def describe_artifact(path: str | Path) -> dict[str, Any]:
         "source": {k: source.get(k) for k in ("kind", "student", "checkpoint", "checkpoint_sha256")}
         if source
         else None,
+        **graph.get("extra", {}),
     }
 
 
@@ -280,10 +282,29 @@ def _read_coreml(path: Path) -> dict[str, Any]:
     }
 
 
+def _read_by_exporter(path: Path, fmt: str) -> dict[str, Any]:
+    """A format without a reader here: its exporter reads the file (Exporter.describe_artifact)."""
+    from pocketgan.export import registered_exporters
+
+    exporter = registered_exporters().get(fmt)
+    description = exporter.describe_artifact(path) if exporter else None
+    if description is None:
+        raise ModelLoadError(f"{path}: no reader for {fmt} artifacts (its exporter describes none)")
+    unknown = f"unknown: the {fmt} exporter does not say"
+    return {
+        "precision": unknown,
+        "inputs": description.get("inputs", []),
+        "outputs": description.get("outputs", []),
+        "ops": description["ops"],
+        "op_kinds": description.get("op_kinds", unknown),
+        "extra": {k: v for k, v in description.items() if k not in ("inputs", "outputs", "ops", "op_kinds")},
+    }
+
+
 # Format (as the runtime backends name it, runtime.base.format_of) -> its reader.
 READERS = {"onnx": _read_onnx, "tflite": _read_tflite, "coreml": _read_coreml}
 
 
 def is_artifact(path: str | Path) -> bool:
-    """Whether `path` names an artifact format this module reads (by suffix, as the backends declare)."""
-    return format_of(path) in READERS
+    """Whether `path` names an artifact format a runtime backend opens (by suffix, as the backends declare)."""
+    return format_of(path) is not None

@@ -150,11 +150,12 @@ def _export_into(entry: Path, checkpoint: Path, fmt: str, precision: str) -> Non
         result = export(
             str(checkpoint), ExportConfig(formats=(fmt,), precisions=(precision,), out=str(temporary))
         )
-        (artifact,) = result.artifacts
-        if not artifact.status.is_ok:
-            raise PocketGANError(f"{checkpoint}: export to {fmt} {precision} {artifact.status}")
-        if artifact.parity_passed is False:
-            raise PocketGANError(f"{checkpoint}: the {fmt} {precision} export failed its parity check")
+        # TFLite: one artifact per working size, the export size's first (a context model's).
+        for artifact in result.artifacts:
+            if not artifact.status.is_ok:
+                raise PocketGANError(f"{checkpoint}: export to {fmt} {precision} {artifact.status}")
+            if artifact.parity_passed is False:
+                raise PocketGANError(f"{checkpoint}: the {fmt} {precision} export failed its parity check")
         try:
             os.rename(temporary, entry)
         except OSError:

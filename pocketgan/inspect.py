@@ -25,16 +25,12 @@ from pocketgan.artifacts import (
     torch_installed,
 )
 from pocketgan.errors import UsageError
-from pocketgan.runtime.base import format_of
 
 
 def inspect_model(spec: str, size: int = 256, weights: str | None = None, **model_kwargs) -> dict[str, Any]:
     """A JSON-able description of `spec` at `size`x`size` (an artifact: pocketgan.artifact_info)."""
     if is_artifact(spec):
         return _with_npu(describe_artifact(spec))
-    described = _describe_artifact(spec, size)
-    if described is not None:
-        return described
     name, checkpoint = spec, checkpoint_of(spec)
     if checkpoint is not None:
         _need_torch(spec, checkpoint)
@@ -56,25 +52,6 @@ def inspect_model(spec: str, size: int = 256, weights: str | None = None, **mode
         "mac_method": MAC_METHOD,
         "ops": dict(sorted(layers.items(), key=lambda kv: -kv[1])),
         "exporters": exportability(model, size),
-    }
-
-
-def _describe_artifact(path: str, size: int) -> dict[str, Any] | None:
-    """An artifact file whose exporter reads it back (Exporter.describe_artifact), else None."""
-    from pocketgan.export import registered_exporters
-
-    fmt = format_of(path)
-    exporter = registered_exporters().get(fmt) if fmt else None
-    description = exporter.describe_artifact(Path(path)) if exporter else None
-    if description is None:
-        return None
-    return {
-        "model": path,
-        "size": size,
-        "params": "unknown: not counted in an artifact",
-        "macs": "unknown: MACs are counted on torch modules only",
-        **description,
-        "exporters": {fmt: f"is {fmt}"},
     }
 
 
@@ -165,6 +142,7 @@ def _print_artifact(info: dict[str, Any]) -> None:
         *[("input", _tensor_line(t)) for t in info["inputs"]],
         *[("output", _tensor_line(t)) for t in info["outputs"]],
         ("MACs", f"{macs / 1e9:.3f} G ({info['mac_method']})" if macs else "unknown"),
+        *([("summary", info["summary"])] if info.get("summary") else []),
         (
             "ops",
             ", ".join(f"{k} x{v}" for k, v in info["ops"].items())

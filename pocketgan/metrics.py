@@ -248,6 +248,19 @@ def detail_energy_db(output: np.ndarray, reference: np.ndarray) -> float:
     return float(10 * np.log10((np.mean(finest_out**2) + 1e-12) / (np.mean(finest_ref**2) + 1e-12)))
 
 
+def gradient_energy(image: np.ndarray) -> float:
+    """Mean squared difference of horizontally and vertically adjacent pixels (float HxWx3): fine detail."""
+    image = np.asarray(image, np.float32)
+    horizontal = np.diff(image, axis=1)
+    vertical = np.diff(image, axis=0)
+    return float(np.mean(horizontal * horizontal) + np.mean(vertical * vertical))
+
+
+def detail_ratio(output: np.ndarray, reference: np.ndarray) -> float:
+    """gradient_energy(output) / gradient_energy(reference): 1 keeps the reference's detail, ~0.1 is blurred."""
+    return gradient_energy(output) / max(gradient_energy(reference), 1e-12)
+
+
 def grade_texture(output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """All three for one image pair (float HxWx3 in [-1, 1])."""
     return {

@@ -27,6 +27,13 @@ video_context_option = click.option(
 )
 
 
+def max_side_option(help_text: str):
+    """The --max-side option of run, bench and eval: Session.run's working size cap (long side)."""
+    return click.option(
+        "--max-side", type=click.IntRange(min=16), default=DEFAULT_MAX_SIDE, show_default=True, help=help_text
+    )
+
+
 def _list_backends(ctx, param, value):
     if not value or ctx.resilient_parsing:
         return
@@ -50,13 +57,9 @@ def _list_backends(ctx, param, value):
 )
 @click.option("--backend", default=None, help="Runtime backend (default: by file type). See --list-backends.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")
-@click.option(
-    "--max-side",
-    type=click.IntRange(min=16),
-    default=DEFAULT_MAX_SIDE,
-    show_default=True,
-    help="Working size cap (long side, pixels) for artifacts that run at any size; larger photos get the "
-    "model's change carried to full size by guided upsampling.",
+@max_side_option(
+    "Working size cap (long side, pixels) for artifacts that run at any size; larger photos get the "
+    "model's change carried to full size by guided upsampling."
 )
 @click.option(
     "--size",

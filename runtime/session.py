@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -142,8 +144,10 @@ class Session:
         sha256: str | None = None,
         max_side: int | None = DEFAULT_MAX_SIDE,
         size_mode: str = "full",
+        threads: int | None = None,
     ):
         self.path = path
+        self.workers = threads or min(os.cpu_count() or 1, 4)  # threads of the guided upsampling
         self._sha256 = sha256
         self.engine = engine
         self.backend = engine.name
@@ -153,6 +157,10 @@ class Session:
         if max_side is not None and max_side < 1:
             raise UsageError(f"max_side must be at least 1, got {max_side}")
         self.max_side, self.size_mode = max_side, size_mode
+        # (H, W) -> file, for exports with one file per working size (TFLite): set by `load`
+        self.size_files: dict[tuple[int, int], Path] = {}
+        self._size_sessions: dict[tuple[int, int], Session] = {}
+        self._load_options: dict[str, Any] = {}
         if not engine.outputs:
             raise ModelLoadError(f"{path}: the model has no outputs")
         image_index, context_index = self._input_roles(engine.inputs)
@@ -302,10 +310,19 @@ class Session:
         return context_thumbnail(np.asarray(image)) if self.has_context else None
 
     def working_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        """The (H, W) the model runs at for a photo of `size` (module docstring)."""
+        """The (H, W) the model runs at for a photo of `size` (module docstring), among this file's sizes and
+        those of its per-size siblings (`size_files`)."""
         if self.size_mode == "model":
             return self.size or working_size(self.sizes, size, self.max_side)
+        if self.size_files and not self.sizes.dynamic:
+            return working_size(SizePolicy(fixed=tuple(self.size_files)), size, self.max_side)
         return working_size(self.sizes, size, self.max_side)
+
+    def _size_session(self, size: tuple[int, int]) -> Session:
+        """The session of the per-size file for `size`, loaded once with this session's options."""
+        if size not in self._size_sessions:
+            self._size_sessions[size] = load(self.size_files[size], **self._load_options)
+        return self._size_sessions[size]
 
     def run(self, image: np.ndarray, *, thumbnail: np.ndarray | None = None) -> np.ndarray:
         """uint8 (H, W, 3) RGB -> uint8 (H, W, 3) RGB at the same size (pixels as pocketgan.images.to_uint8).
@@ -320,13 +337,16 @@ class Session:
         if min(image.shape[:2]) < 1:
             raise UsageError(f"Session.run takes a non-empty image, got {image.shape[:2]}")
         size = image.shape[:2]
-        work = resize(image, self.working_size(size))
+        work_size = self.working_size(size)
+        if work_size != self.size and work_size in self.size_files:  # the export's file for that size
+            return self._size_session(work_size).run(image, thumbnail=thumbnail)
+        work = resize(image, work_size)
         result = self._run_model(work, thumbnail if thumbnail is not None else self.thumbnail(image))
         if result.shape[:2] == size:
             return result
         if self.size_mode == "model":
             return resize(result, size)
-        return guided_upsample(image, work, result)
+        return guided_upsample(image, work, result, workers=self.workers)
 
     def _run_model(self, work: np.ndarray, thumbnail: np.ndarray | None) -> np.ndarray:
         """uint8 (h, w, 3) at a size the artifact takes -> its uint8 output."""
@@ -534,4 +554,47 @@ def load(
     engine = engine_class(path, threads=threads, providers=providers)
     if manifest is None:
         manifest = engine.embedded_manifest()
-    return Session(path, engine, manifest, sha256, max_side, size_mode)
+    session = Session(path, engine, manifest, sha256, max_side, size_mode, threads)
+    session.size_files = size_files(path, manifest)
+    session._load_options = {
+        "backend": backend,
+        "threads": threads,
+        "providers": providers,
+        "verify": verify,
+        "max_side": max_side,
+        "size_mode": size_mode,
+    }
+    return session
+
+
+_SIZE_TAG = re.compile(r"\.\d+x\d+$")  # NAME.PRECISION.WxH.EXT: one file of a per-size export
+
+
+def size_files(path: Path, manifest: dict[str, Any] | None) -> dict[tuple[int, int], Path]:
+    """(H, W) -> file for every file of the same per-size export beside `path` (NAME.PRECISION.EXT,
+    NAME.PRECISION.WxH.EXT with fixed-size manifests from the same checkpoint, precision and format), itself
+    included; {} for an artifact that is not one of those."""
+    source = ((manifest or {}).get("source") or {}).get("checkpoint_sha256")
+    if not source or not _fixed_sizes(manifest) or not path.is_file():
+        return {}
+    base = _SIZE_TAG.sub("", path.name[: -len(path.suffix)])
+    files = {}
+    for candidate in sorted(path.parent.glob(f"{glob_escape(base)}*{path.suffix}")):
+        if _SIZE_TAG.sub("", candidate.name[: -len(candidate.suffix)]) != base:
+            continue
+        other = candidate if candidate == path else None
+        other_manifest = manifest if other else read_manifest(candidate)
+        if not other_manifest or ((other_manifest.get("source") or {}).get("checkpoint_sha256")) != source:
+            continue
+        if other_manifest.get("precision") != manifest.get("precision"):
+            continue
+        for size in _fixed_sizes(other_manifest):
+            files.setdefault(size, candidate)
+    return files if len(files) > 1 else {}
+
+
+def _fixed_sizes(manifest: dict[str, Any] | None) -> list[tuple[int, int]]:
+    sizes = ((manifest or {}).get("input") or {}).get("sizes") or {}
+    if sizes.get("dynamic"):
+        return []
+    return [(int(h), int(w)) for h, w in sizes.get("fixed") or ()]

@@ -111,20 +111,54 @@ def _encoded_change(work_in: np.ndarray, work_out: np.ndarray) -> tuple[np.ndarr
 
 
 def guided_upsample(
-    photo: np.ndarray, work_in: np.ndarray, work_out: np.ndarray, rows: int = STRIP_ROWS
+    photo: np.ndarray,
+    work_in: np.ndarray,
+    work_out: np.ndarray,
+    rows: int = STRIP_ROWS,
+    workers: int = 1,
 ) -> np.ndarray:
     """uint8 `photo + upsample(work_out - work_in)` at the photo's size (module docstring), row strip by strip.
 
     work_in: the photo resized to the working size; work_out: the model's output on it (same size).
+    workers: threads sharing the strips (Pillow's resize and numpy release the GIL); same bytes for any.
     """
-    height, width = photo.shape[:2]
-    work_height, work_width = work_in.shape[:2]
+    height = photo.shape[0]
     code, scale, offset = _encoded_change(work_in, work_out)
     change_image = Image.fromarray(code)
     output = np.empty_like(photo)
-    strip = np.empty((rows, width, 3), np.int16)
+    starts = list(range(0, height, rows))
+    if workers <= 1 or len(starts) < 2:
+        _combine_strips(photo, change_image, scale, offset, output, starts, rows)
+        return output
+    from concurrent.futures import ThreadPoolExecutor
+
+    share = -(-len(starts) // workers)
+    parts = [starts[i : i + share] for i in range(0, len(starts), share)]
+    with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="pocketgan-guided") as pool:
+        done = [
+            pool.submit(_combine_strips, photo, change_image, scale, offset, output, part, rows)
+            for part in parts
+        ]
+        for future in done:
+            future.result()
+    return output
+
+
+def _combine_strips(
+    photo: np.ndarray,
+    change_image: Image.Image,
+    scale: int,
+    offset: int,
+    output: np.ndarray,
+    starts: list[int],
+    rows: int,
+) -> None:
+    """output[top:top+rows] = clip(photo + scale * upsampled change code - offset) for each top in `starts`."""
+    height, width = photo.shape[:2]
+    work_width, work_height = change_image.size
     step = work_height / height
-    for top in range(0, height, rows):
+    strip = np.empty((rows, width, 3), np.int16)
+    for top in starts:
         bottom = min(height, top + rows)
         box = (0.0, top * step, float(work_width), bottom * step)
         upsampled = np.asarray(change_image.resize((width, bottom - top), _UPSAMPLE_FILTER, box=box))
@@ -134,4 +168,3 @@ def guided_upsample(
         values -= offset
         np.clip(values, 0, 255, out=values)
         output[top:bottom] = values
-    return output

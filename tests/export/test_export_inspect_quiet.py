@@ -51,6 +51,21 @@ def test_inspect_reads_every_format(artifact_of, capsys, fmt, precision):
     assert sum(data["ops"].values()) == sum(data["op_kinds"].values())
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_inspect_reads_executorch_through_its_exporter(artifact_of, capsys, precision):
+    """A format without a reader in artifact_info (.pte) is read by its exporter: I/O specs, precision, ops."""
+    artifact = artifact_of("executorch", precision)
+    if artifact.status != "ok":
+        pytest.skip(f"executorch {precision}: {artifact.status}")
+    data = inspect_json(capsys, artifact.path)
+    assert (data["format"], data["precision"]) == ("executorch", precision)
+    (tensor,) = data["inputs"]
+    assert tensor["shape"] == artifact.manifest["input"]["shape"] and tensor["dtype"] == "float32"
+    assert tensor["layout"] == "NHWC" and data["outputs"][0]["range"] == artifact.manifest["output"]["range"]
+    assert data["op_kinds"]["delegated"] > 0 and sum(data["ops"].values()) == sum(data["op_kinds"].values())
+    assert data["parity"] == artifact.manifest["parity"]
+
+
 def test_graph_macs_match_the_torch_count_without_a_manifest(artifact_of, tmp_path):
     """An artifact without its manifest still gets MACs, counted on its graph (ONNX and TFLite)."""
     from pocketgan.artifact_info import GRAPH_MAC_METHOD, describe_artifact

@@ -109,7 +109,8 @@ def test_guided_upsample_adds_the_change_exactly():
     np.testing.assert_array_equal(constant, np.clip(photo.astype(int) + 40, 0, 255))
     big = guided_upsample(photo, np.full_like(work, 0), np.full_like(work, 255))  # halved: within a level
     assert np.abs(big.astype(int) - np.clip(photo.astype(int) + 255, 0, 255)).max() <= 1
-    assert guided_upsample(photo, work, brighter).shape == photo.shape
+    one = guided_upsample(photo, work, brighter, rows=8)
+    np.testing.assert_array_equal(one, guided_upsample(photo, work, brighter, rows=8, workers=3))  # threads
 
 
 def test_guided_upsample_of_12_mp_needs_no_full_size_float_copy():
@@ -130,3 +131,33 @@ def test_size_model_keeps_the_model_size_round_trip(tiny_onnx):
     np.testing.assert_array_equal(session.run(photo), resize(small, photo.shape[:2]))
     with pytest.raises(UsageError, match="size_mode"):
         runtime.load(tiny_onnx, size_mode="tiles")
+
+
+def test_a_per_size_export_runs_each_photo_with_the_file_of_its_nearest_size(tmp_path):
+    pytest.importorskip("onnxscript")
+    from runtime_testkit import export_onnx, tiny_net, write_sidecar
+
+    source = {"checkpoint_sha256": "ab" * 32}
+    for name, size in (("tiny.fp32.onnx", MODEL_SIZE), ("tiny.fp32.128x128.onnx", 128)):
+        export_onnx(tiny_net(), tmp_path / name, size)
+        image = {
+            "shape": [1, 3, size, size],
+            "layout": "NCHW",
+            "sizes": {"dynamic": False, "fixed": [[size, size]]},
+        }
+        write_sidecar(tmp_path / name, input=image, source=source)
+    session = runtime.load(tmp_path / "tiny.fp32.onnx")
+    assert session.size_files == {
+        (64, 64): tmp_path / "tiny.fp32.onnx",
+        (128, 128): tmp_path / "tiny.fp32.128x128.onnx",
+    }
+    large, small = _photo(300, 280), _photo(70, 66)
+    assert session.working_size(large.shape[:2]) == (128, 128)
+    np.testing.assert_array_equal(
+        session.run(large), runtime.load(tmp_path / "tiny.fp32.128x128.onnx").run(large)
+    )
+    assert session.working_size(small.shape[:2]) == (64, 64)
+    write_sidecar(tmp_path / "tiny.fp32.128x128.onnx", source={"checkpoint_sha256": "cd" * 32})
+    assert (
+        runtime.load(tmp_path / "tiny.fp32.onnx").size_files == {}
+    )  # another checkpoint's file: not a sibling
