@@ -23,7 +23,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -342,17 +341,6 @@ def add_gif_comment(path: Path, text: str) -> None:
         bytes([len(chunk)]) + chunk for chunk in (payload[i : i + 255] for i in range(0, len(payload), 255))
     )
     path.write_bytes(data[:header_end] + b"\x21\xfe" + blocks + b"\x00" + data[header_end:])
-
-
-def describe(info: VideoInfo) -> dict[str, Any]:
-    """A clip's facts as JSON-able values."""
-    return {
-        "frames": info.frames,
-        "fps": float(info.fps) if info.fps else None,
-        "size": [info.width, info.height],
-        "rotation": info.rotation,
-        "audio": info.has_audio,
-    }
 
 
 SMOOTHING = 0.9  # weight of the past in the context's moving average (a time constant of ~10 frames)
