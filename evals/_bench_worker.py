@@ -124,6 +124,72 @@ def measure_photo(
     }
 
 
+def measure_video(
+    path: str, threads: int, warmup: int, iterations: int, backend: str | None, options: dict
+) -> dict:
+    """One clip, as `pocketgan run` sees it (runtime/video.py): per frame, the engine alone at the working
+    size ("video-engine"), Session.run on decoded frames ("video-frame"), or decode -> run -> encode of
+    the whole clip into a temporary file ("video-e2e", times between frames; VmRSS every 30 frames)."""
+    import tempfile
+
+    from pocketgan.images import resize
+    from pocketgan.runtime.video import StabilisedModel, VideoOptions, run_video
+
+    start = time.perf_counter()
+    session = runtime.load(path, backend=backend, threads=threads, verify=False, max_side=options["max_side"])
+    load_ms = (time.perf_counter() - start) * 1e3
+    clip = Path(options["clip"])
+    height, width = options["video"]
+    model = StabilisedModel(session) if options.get("stabilised") else session.run
+    stamps, rss = [time.perf_counter()], []
+
+    def tick(index: int) -> None:
+        stamps.append(time.perf_counter())
+        if index % 30 == 0:
+            rss.append(round(_rss_mb("VmRSS") or 0.0, 1))
+
+    if options["mode"] == "video-e2e":
+        with tempfile.TemporaryDirectory(prefix="pocketgan-bench-video-") as folder:
+            run_video(model, clip, Path(folder) / clip.name, VideoOptions(), on_frame=tick)
+        times = np.diff(stamps)[warmup:] * 1e3
+    else:
+        frames = _decoded_frames(clip)
+        if options["mode"] == "video-engine":
+            arrays = session.native_inputs(resize(frames[0], session.working_size((height, width))))
+            once = lambda index: session.run_arrays(arrays)  # noqa: E731
+        else:
+            once = lambda index: model(frames[index % len(frames)])  # noqa: E731
+        for index in range(warmup + iterations):
+            once(index)
+            tick(index)
+        times = np.diff(stamps)[warmup:] * 1e3
+    return {
+        "backend": session.backend,
+        "mode": options["mode"],
+        "photo_size": [height, width],
+        "input_size": list(session.working_size((height, width))),
+        "load_ms": load_ms,
+        "first_run_ms": float(np.diff(stamps)[0] * 1e3),
+        "times_ms": times.tolist(),
+        "fps": 1e3 / float(times.mean()),
+        "rss_trace_mb": rss,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _decoded_frames(clip: Path, limit: int = 30) -> list[np.ndarray]:
+    """The first `limit` frames of a clip, decoded to uint8 RGB (the frame-level modes reuse them)."""
+    import av
+
+    with av.open(str(clip)) as container:
+        frames = []
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == limit:
+                break
+    return frames
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pocketgan.evals._bench_worker")
     parser.add_argument("model")
@@ -133,10 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default=None)
     parser.add_argument("--size", type=int, default=256, help="input size when the model's is dynamic")
     parser.add_argument("--photo", default=None, help="JSON: {photo: [H, W], mode, jpeg, max_side}")
+    parser.add_argument(
+        "--video", default=None, help="JSON: {video: [H, W], mode, clip, max_side, stabilised}"
+    )
     args = parser.parse_args(argv)
 
     try:
-        if args.photo:
+        if args.video:
+            options = json.loads(args.video)
+            row = measure_video(args.model, args.threads, args.warmup, args.iterations, args.backend, options)
+        elif args.photo:
             options = json.loads(args.photo)
             row = measure_photo(args.model, args.threads, args.warmup, args.iterations, args.backend, options)
         else:

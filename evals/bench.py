@@ -29,6 +29,8 @@ from pocketgan.runtime.session import DEFAULT_MAX_SIDE
 from pocketgan.status import Status, failed
 
 PHOTO_MODES = ("engine", "end-to-end")
+VIDEO_MODES = ("video-engine", "video-frame", "video-e2e")
+VIDEO_FPS = 30
 BENCH_PHOTO = "kleiber.jpg"  # the embedded set's largest photo (6028 x 3391, test split): real JPEG content
 
 # A percentile is printed only when there are enough samples for it to be more than the maximum: pN needs
@@ -49,6 +51,10 @@ class BenchConfig:
     # "end-to-end" row (decode a JPEG of that size, Session.run, encode a JPEG); empty: the model size only.
     photo_sizes: tuple[tuple[int, int], ...] = ()
     max_side: int | None = DEFAULT_MAX_SIDE
+    # Video sizes (H, W): per size the engine at the working size, Session.run per decoded frame, and
+    # decode -> run -> encode of a clip of warmup + iterations frames (pocketgan.data.clips, 30 fps).
+    video_sizes: tuple[tuple[int, int], ...] = ()
+    stabilised: bool = True  # video rows use the smoothed context (run's default) where the model has one
     timeout_s: float = 600.0
     every_percentile: bool = False  # True: p90/p99 even from too few samples (eval.json's fixed keys)
 
@@ -170,7 +176,12 @@ def _run_worker(path: Path, config: BenchConfig, photo: dict | None = None) -> d
     ]
     if config.backend:
         command += ["--backend", config.backend]
-    if photo:
+    if photo and "clip" in photo:
+        command += [
+            "--video",
+            json.dumps(photo | {"max_side": config.max_side, "stabilised": config.stabilised}),
+        ]
+    elif photo:
         command += ["--photo", json.dumps(photo | {"max_side": config.max_side})]
     env = dict(os.environ, **{name: str(config.threads) for name in THREAD_VARIABLES})
     env["PYTHONPATH"] = os.pathsep.join(
@@ -209,7 +220,9 @@ def bench(models: list[str | os.PathLike], config: BenchConfig | None = None) ->
     verify_artifacts(models)
     result = BenchResult(config)
     with tempfile.TemporaryDirectory(prefix="pocketgan-bench-") as folder:
-        jobs = [(model, photo) for model in models for photo in _photo_jobs(config, Path(folder))]
+        runs = _photo_jobs(config, Path(folder)) + _video_jobs(config, Path(folder))
+        runs = [run for run in runs if run is not None] or [None]
+        jobs = [(model, photo) for model in models for photo in runs]
         with tqdm(jobs, desc="pocketgan bench", unit="run", file=sys.stderr, disable=None) as progress:
             for model, photo in progress:
                 progress.set_postfix_str(Path(model).name)
@@ -229,6 +242,20 @@ def _photo_jobs(config: BenchConfig, folder: Path) -> list[dict | None]:
     return jobs
 
 
+def _video_jobs(config: BenchConfig, folder: Path) -> list[dict]:
+    """Per video size a job for each of VIDEO_MODES, on one test clip of warmup + iterations frames."""
+    from pocketgan.data.clips import ClipSpec, write_clip
+
+    jobs = []
+    for height, width in config.video_sizes:
+        spec = ClipSpec(
+            width=width, height=height, frames=max(2, config.warmup + config.iterations), fps=VIDEO_FPS
+        )
+        clip = write_clip(spec, folder / f"clip-{width}x{height}.mp4")
+        jobs += [{"video": [height, width], "mode": mode, "clip": str(clip)} for mode in VIDEO_MODES]
+    return jobs
+
+
 def _write_test_jpeg(path: Path, size: tuple[int, int]) -> None:
     """The largest photo of the embedded set, resized to `size`, as a quality-95 JPEG (a camera's file)."""
     from PIL import Image
@@ -245,7 +272,7 @@ def _photo_cell(row: dict[str, Any]) -> str:
     working = row.get("input_size")
     if not size:
         return f"{working[1]}x{working[0]}" if working else "-"
-    mode = "e2e" if row.get("mode") == "end-to-end" else "engine"
+    mode = {"end-to-end": "e2e"}.get(row.get("mode"), row.get("mode") or "engine")
     return f"{size[1]}x{size[0]} {mode}" + (f"@{working[1]}x{working[0]}" if working else "")
 
 
@@ -263,6 +290,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         "p90",
         "p99",
         "mean",
+        "fps",
         "RSS MB",
     ]
     lines = [header]
@@ -294,7 +322,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             ]
             + [f"{row['first_run_ms']:.1f}"]
             + ["-" if lat[k] is None else f"{lat[k]:.2f}" for k in ("p50", "p90", "p99", "mean")]
-            + [f"{row['peak_rss_mb']:.0f}"]
+            + [f"{1e3 / lat['mean']:.1f}" if lat["mean"] > 0 else "-", f"{row['peak_rss_mb']:.0f}"]
         )
         if row.get("note"):
             notes.append(f"{name}: {row['note']}")

@@ -18,7 +18,7 @@ from pocketgan.evals.bench import format_table as bench_table
 from pocketgan.evals.evaluate import EvalConfig, evaluate
 from pocketgan.evals.parity import ParityConfig, check_parity
 from pocketgan.evals.parity import format_table as parity_table
-from pocketgan.runtime.cli import max_side_option
+from pocketgan.runtime.cli import max_side_option, video_context_option
 
 
 @click.command("bench")
@@ -41,6 +41,15 @@ from pocketgan.runtime.cli import max_side_option
     "engine at the model's size (256 for dynamic models).",
 )
 @max_side_option("Working size cap, as `pocketgan run --max-side`.")
+@click.option(
+    "--video",
+    "videos",
+    default=None,
+    help="Video frame sizes, WxH comma-separated (e.g. 1280x720,1920x1080): per size frames/s of the engine "
+    "at the working size (video-engine), Session.run per decoded frame (video-frame) and decode -> run -> "
+    "encode of a test clip of warmup + iterations frames (video-e2e), with peak RSS.",
+)
+@video_context_option
 @artifact_options
 @console.json_option("the rows")
 def bench_command(
@@ -51,6 +60,8 @@ def bench_command(
     backend,
     sizes,
     max_side,
+    videos,
+    video_context,
     artifact_format,
     artifact_precision,
     json_target,
@@ -69,11 +80,20 @@ def bench_command(
       pocketgan bench vintage-mobile --artifact-format tflite --precision int8
       pocketgan bench dist/*.onnx --iterations 200 --json - > build/bench.json
       pocketgan bench dist/student.int8.tflite --size 1024,1920x1080,4032x3024 --warmup 1 --iterations 10
+      pocketgan bench dist/student.int8.tflite --video 1280x720,1920x1080 --warmup 10 --iterations 150
     """
     paths = [resolve_model(m, artifact_format, artifact_precision) for m in models]
     photo_sizes = parse_sizes(sizes) if sizes else ()
+    video_sizes = parse_sizes(videos) if videos else ()
     config = BenchConfig(
-        threads, warmup, iterations, backend=backend, photo_sizes=photo_sizes, max_side=max_side
+        threads,
+        warmup,
+        iterations,
+        backend=backend,
+        photo_sizes=photo_sizes,
+        max_side=max_side,
+        video_sizes=video_sizes,
+        stabilised=video_context == "smoothed",
     )
     result = bench(paths, config)
     console.say(bench_table(result.rows), json_target)
@@ -129,6 +149,14 @@ def bench_command(
     "--fid-model", default=None, type=click.Path(), help="Local feature ONNX for FID (image -> (1, D))."
 )
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option(
+    "--video/--no-video",
+    default=True,
+    show_default=True,
+    help="Video section: flicker of each student artifact vs the teacher on two test clips with known motion "
+    "(--size wide, 9:16, 16 frames; teacher frames cached), per frame and stabilised, frames/s, and an "
+    "animated input | teacher | student preview in report.html.",
+)
 @artifact_options
 @console.json_option("eval.json's content")
 def eval_command(artifacts, out, no_progress, artifact_format, artifact_precision, json_target, **options):

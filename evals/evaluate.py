@@ -60,6 +60,7 @@ class EvalConfig:
     lpips_model: str | None = None
     fid_model: str | None = None
     progress: bool = True
+    video: bool = True  # the video section (evals/video.py): flicker vs the teacher, fps, animated preview
 
     def __post_init__(self):
         if self.size < 16:
@@ -273,6 +274,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
     pictures.update(artifact_pictures)
     scores.update({r["name"]: r["fidelity_vs_teacher"] for r in rows if r["name"] in artifact_pictures})
     teacher_section["latency_ms_onnxruntime"] = _teacher_onnx_latency(rows)
+    video, preview = _video(config, teacher, rows)
     report = {
         "size": config.size,
         "images": names,
@@ -289,14 +291,32 @@ def evaluate(config: EvalConfig) -> EvalResult:
         "threads": config.threads,
         "iterations": config.iterations,
         "warmup": config.warmup,
+        "video": video,
         "versions": library_versions(EVAL_VERSIONS),
         "created": now_iso(),
     }
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "eval.json", report)
-    report_md, report_html = write_reports(report, pictures, out, scores)
+    report_md, report_html = write_reports(report, pictures, out, scores, preview)
     return EvalResult(report, out, out / "eval.json", report_md, report_html, pictures)
+
+
+def _video(
+    config: EvalConfig, teacher, rows: list[dict[str, Any]]
+) -> tuple[dict[str, Any] | str, bytes | None]:
+    """The video section over the student artifacts that ran (evals/video.py), or why there is none."""
+    if not config.video:
+        return "skipped (--no-video)", None
+    from pocketgan.evals.video import video_section
+
+    students = [
+        Path(r["path"]) for r in rows if r["source_kind"] != "teacher" and Status.parse(r["status"]).is_ok
+    ]
+    if not students:
+        return "unavailable: no student artifact ran", None
+    key = f"{config.teacher}|{config.teacher_weights}"
+    return video_section(teacher, key, list(dict.fromkeys(students)), config.threads, config.size)
 
 
 def _other_backend_rows(row: dict[str, Any]) -> list[dict[str, Any]]:

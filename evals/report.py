@@ -243,10 +243,16 @@ def template_environment():
 
 
 def render_html(
-    report: dict[str, Any], pictures: dict[str, list[np.ndarray]], scores: dict[str, dict] | None = None
+    report: dict[str, Any],
+    pictures: dict[str, list[np.ndarray]],
+    scores: dict[str, dict] | None = None,
+    preview: bytes | None = None,
 ) -> str:
     template = template_environment().get_template("report.html")
     return template.render(
+        video=report.get("video") if isinstance(report.get("video"), dict) else None,
+        video_note=report.get("video") if isinstance(report.get("video"), str) else None,
+        preview=base64.b64encode(preview).decode() if preview else None,
         report=report,
         grid=image_grid(report, pictures, scores),
         split_rows=split_table(report)[2:],
@@ -262,9 +268,11 @@ def write_reports(
     pictures: dict[str, list[np.ndarray]],
     out: Path,
     scores: dict[str, dict] | None = None,
+    preview: bytes | None = None,
 ) -> tuple[Path, Path]:
-    """Write report.md and report.html into `out`; returns their paths. `scores`: see image_grid."""
+    """Write report.md and report.html into `out`; returns their paths. `scores`: see image_grid; `preview`:
+    the video section's animated WebP."""
     markdown, html = out / "report.md", out / "report.html"
     atomic_write_bytes(markdown, render_markdown(report).encode())
-    atomic_write_bytes(html, render_html(report, pictures, scores).encode())
+    atomic_write_bytes(html, render_html(report, pictures, scores, preview).encode())
     return markdown, html

@@ -268,3 +268,68 @@ def grade_texture(output: np.ndarray, reference: np.ndarray) -> dict[str, float]
         "texture_swd": texture_swd(output, reference),
         "detail_energy_db": detail_energy_db(output, reference),
     }
+
+
+# -- temporal stability (video) -------------------------------------------------------------------------------
+# Frames are uint8 or float (H, W, 3) in one unit (8-bit steps for uint8); the motion between frames is known
+# (pocketgan.data.clips: each frame's 3x3 affine map from its pixels to the photo's, continuous coordinates
+# with pixel centres at +0.5), so the previous output can be warped onto the current frame exactly.
+
+
+def warp_previous(
+    previous: np.ndarray, previous_affine: np.ndarray, affine: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`previous` frame warped onto the current one (bilinear) and the mask of pixels it covers.
+
+    A current pixel maps to the photo by `affine`, and back into the previous frame by the inverse of
+    `previous_affine`; pixels that fall outside the previous frame are not covered (mask False).
+    """
+    height, width = previous.shape[:2]
+    mapping = np.linalg.inv(previous_affine) @ affine
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
+    x = mapping[0, 0] * cols + mapping[0, 1] * rows + mapping[0, 2] - 0.5
+    y = mapping[1, 0] * cols + mapping[1, 1] * rows + mapping[1, 2] - 0.5
+    valid = (x >= 0) & (y >= 0) & (x <= width - 1) & (y <= height - 1)
+    x0 = np.clip(np.floor(x).astype(np.int64), 0, width - 2)
+    y0 = np.clip(np.floor(y).astype(np.int64), 0, height - 2)
+    fx, fy = (np.clip(x - x0, 0, 1)[..., None], np.clip(y - y0, 0, 1)[..., None])
+    source = np.asarray(previous, dtype=np.float64)
+    top = source[y0, x0] * (1 - fx) + source[y0, x0 + 1] * fx
+    bottom = source[y0 + 1, x0] * (1 - fx) + source[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy, valid
+
+
+def warping_error(frames: Sequence[np.ndarray], affines: Sequence[np.ndarray], border: int = 2) -> float:
+    """Mean absolute change between consecutive frames after compensating the known motion (per pair, over
+    the pixels both frames see, `border` pixels in from the edges), averaged over the pairs."""
+    if len(frames) != len(affines) or len(frames) < 2:
+        raise ValueError(f"need at least 2 frames with one affine each, got {len(frames)} and {len(affines)}")
+    errors = []
+    for index in range(1, len(frames)):
+        warped, valid = warp_previous(frames[index - 1], affines[index - 1], affines[index])
+        if border:
+            valid[:border], valid[-border:], valid[:, :border], valid[:, -border:] = (
+                False,
+                False,
+                False,
+                False,
+            )
+        change = np.abs(np.asarray(frames[index], dtype=np.float64) - warped)[valid]
+        errors.append(float(change.mean()) if change.size else 0.0)
+    return float(np.mean(errors))
+
+
+def flicker(
+    outputs: Sequence[np.ndarray], reference_outputs: Sequence[np.ndarray], affines: Sequence[np.ndarray]
+) -> dict[str, float]:
+    """Temporal stability of `outputs` against a reference's on the same frames (e.g. student vs teacher).
+
+    `ratio` = warping_error(outputs) / warping_error(reference_outputs): 1 flickers like the reference,
+    above 1 more (the per-frame grade jumps, noise is amplified), below 1 less.
+    """
+    own, reference = warping_error(outputs, affines), warping_error(reference_outputs, affines)
+    return {
+        "warping_error": own,
+        "reference_warping_error": reference,
+        "ratio": own / reference if reference > 0 else math.inf,
+    }

@@ -22,16 +22,19 @@ import glob
 import os
 import sys
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from pocketgan.errors import ImageLoadError, PocketGANError
 from pocketgan.images import read_photo
 from pocketgan.manifest import remove_stale_temps
 from pocketgan.runtime.provenance import ProvenanceLabel, write_image
+from pocketgan.runtime.video import VIDEO_SUFFIXES, VideoOptions, is_video, run_video
 
 GLOB_CHARS = "*?["
 # What a broken input or a failed write raises: reported on one line, the run goes on.
@@ -68,6 +71,8 @@ class WriteOptions:
     overwrite: bool = False
     in_place: bool = False
     strip_metadata: bool = False
+    # Makes the per-frame model of one clip (fresh state per clip, e.g. a smoothed context); None: session.run.
+    clip_model: Callable[[], Callable[[np.ndarray], np.ndarray]] | None = None
 
 
 @dataclass
@@ -102,9 +107,12 @@ class RunReport:
         }
 
 
-def output_name(path: Path, fmt: str | None) -> Path:
-    """`path` with the output's suffix: `.fmt` when a format is chosen; else a JPEG stays a JPEG (written
-    at quality 95, far quicker to encode than PNG) and anything else becomes PNG (lossless)."""
+def output_name(path: Path, fmt: str | None, source: Path | None = None) -> Path:
+    """`path` with the output's suffix: a video (and an animated GIF) keeps its container; else `.fmt` when
+    a format is chosen; else a JPEG stays a JPEG (written at quality 95, far quicker to encode than PNG)
+    and anything else becomes PNG (lossless)."""
+    if is_video(source or path):
+        return path
     if fmt:
         return path.with_suffix(f".{fmt}")
     suffix = path.suffix.lower()
@@ -126,8 +134,15 @@ def _folder_jobs(folder: Path, base: Path, outdir: Path, fmt: str | None) -> Inp
     found = Inputs()
     for path in images:
         if excluded is None or not _inside(path.resolve(), excluded):
-            found.jobs.append(Job(path, output_name(path.relative_to(base), fmt)))
-    found.unsupported = [p for p in others if excluded is None or not _inside(p.resolve(), excluded)]
+            found.jobs.append(Job(path, output_name(path.relative_to(base), fmt, path)))
+    for path in others:
+        if excluded is not None and _inside(path.resolve(), excluded):
+            continue
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            found.jobs.append(Job(path, path.relative_to(base)))
+        else:
+            found.unsupported.append(path)
+    found.jobs.sort(key=lambda job: job.source)
     return found
 
 
@@ -157,7 +172,7 @@ def collect_jobs(inputs: tuple[str, ...], outdir: Path, fmt: str | None = None) 
         if path.is_dir():
             _add(found, _folder_jobs(path, path, Path(outdir), fmt))
         elif path.exists():
-            found.jobs.append(Job(path, output_name(Path(path.name), fmt)))
+            found.jobs.append(Job(path, output_name(Path(path.name), fmt, path)))
         elif any(char in text for char in GLOB_CHARS):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
             if not matches:
@@ -167,7 +182,7 @@ def collect_jobs(inputs: tuple[str, ...], outdir: Path, fmt: str | None = None) 
                 if match.is_dir():
                     _add(found, _folder_jobs(match, base, Path(outdir), fmt))
                 else:
-                    found.jobs.append(Job(match, output_name(match.relative_to(base), fmt)))
+                    found.jobs.append(Job(match, output_name(match.relative_to(base), fmt, match)))
         else:
             found.failures.append((text, "no such file or folder"))
     found.jobs = unique_outputs(found.jobs)
@@ -253,6 +268,11 @@ def process(session, inputs: Inputs, outdir: Path, options: WriteOptions) -> Run
             replace = _check(job, destination, options, run)
             if replace is None:
                 continue
+            if is_video(job.source):
+                while pending:  # the report keeps job order
+                    _settle(run, *pending.popleft())
+                _run_video(session, job, destination, options, replace, run)
+                continue
             try:
                 photo = read_photo(job.source)
                 result = session.run(photo.pixels)
@@ -268,6 +288,24 @@ def process(session, inputs: Inputs, outdir: Path, options: WriteOptions) -> Run
             _settle(run, *pending.popleft())
     run.progress.close()
     return run.report
+
+
+def _run_video(session, job: Job, destination: Path, options: WriteOptions, replace: bool, run: _Run) -> None:
+    """A video job, frame by frame on this thread (runtime/video.py); recorded like an image's write."""
+    video_options = VideoOptions(options.label, options.strip_metadata, replace)
+    try:
+        run_video(
+            options.clip_model() if options.clip_model else session.run,
+            job.source,
+            destination,
+            video_options,
+        )
+    except FileExistsError:
+        run.skip(job, destination, EXISTS)
+    except RUN_ERRORS as exc:
+        run.fail(job, exc)
+    else:
+        run.report.written.append(destination)
 
 
 def _check(job: Job, destination: Path, options: WriteOptions, run: _Run) -> bool | None:

@@ -6,6 +6,7 @@ Example: pocketgan run dist/student.fp32.onnx photos/ portrait.jpg -o out/ --for
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import click
@@ -14,6 +15,16 @@ from pocketgan import artifacts, console, runtime
 from pocketgan.runtime.batch import WriteOptions, collect_jobs, process
 from pocketgan.runtime.provenance import ProvenanceLabel
 from pocketgan.runtime.session import DEFAULT_MAX_SIDE
+from pocketgan.runtime.video import StabilisedModel
+
+video_context_option = click.option(
+    "--video-context",
+    type=click.Choice(["smoothed", "per-frame"]),
+    default="smoothed",
+    show_default=True,
+    help="Videos, for artifacts with a context input: smoothed = the context thumbnail averaged over time "
+    "(restarted at scene cuts) so the grade does not jump between frames; per-frame = each frame's own.",
+)
 
 
 def max_side_option(help_text: str):
@@ -59,6 +70,7 @@ def _list_backends(ctx, param, value):
     help="full: outputs keep the photo's detail (see above); model: resize to the model's size and back "
     "(the behaviour before full-resolution support; blurs large photos).",
 )
+@video_context_option
 @click.option(
     "--providers",
     default=None,
@@ -111,6 +123,7 @@ def run_command(
     threads,
     max_side,
     size_mode,
+    video_context,
     providers,
     fmt,
     no_label,
@@ -119,7 +132,7 @@ def run_command(
     json_target,
     **writing,
 ):
-    """Run MODEL (.onnx, .tflite, .mlpackage, .pte, a zoo name or a .pt student) on INPUT photos, folders or globs.
+    """Run MODEL (.onnx, .tflite, .mlpackage, .pte, a zoo name or a .pt student) on INPUT photos, videos, folders or globs.
 
     Every backend runs without torch but "executorch" (.pte), whose Python runtime links libtorch.
 
@@ -144,8 +157,15 @@ def run_command(
     model; outputs are sRGB and carry an sRGB profile. Metadata: outputs keep the input's EXIF (orientation
     set to 1, the pixels being upright) unless --strip-metadata, and carry an XMP label marking them as
     AI-generated (IPTC DigitalSourceType trainedAlgorithmicMedia, model sha256, version) unless
-    --no-label. An animated GIF/WebP/PNG gives its first frame only, with a notice. Files in a folder that
-    are not images (.jpg .jpeg .png .webp .bmp .gif) are listed, not run.
+    --no-label. An animated WebP/PNG gives its first frame only, with a notice. Files in a folder that
+    are neither images (.jpg .jpeg .png .webp .bmp .gif) nor videos are listed, not run.
+
+    \b
+    Videos (.mp4 .mov .webm, animated .gif) are run frame by frame (decode -> model -> encode, streamed:
+    flat memory on a long clip) into the same container: same frame count, timestamps (frame rate), size
+    and rotation, audio copied, input metadata kept unless --strip-metadata, the AI-generated label in
+    the container's comment tag unless --no-label. Video is H.264 (mp4, mov; x264 crf 18), VP9 (webm) or
+    GIF. A clip that cannot be decoded to its end (corrupt, truncated) is one error line, nothing written.
 
     \b
     Full resolution: an artifact that runs at any size processes the photo at its own size, down to
@@ -162,6 +182,7 @@ def run_command(
       pocketgan run dist/student.fp32.onnx photo.jpg -o out/ --json - > summary.json
       pocketgan run dist/student.int8.tflite photos/ "more/*.png" -o out/ --threads 2 --format jpg
       pocketgan run dist/student.fp32.onnx photos/ -o photos/ --format jpg --in-place   # replaces .jpg originals
+      pocketgan run dist/student.int8.tflite clip.mp4 holiday/ -o out/ --threads 2   # videos and photos
     """
     runtime.keep_freed_memory()  # the resize buffers of one photo are reused for the next, not re-faulted
     provider_list = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
@@ -185,7 +206,8 @@ def run_command(
             f"note: {len(inputs.unsupported)} files are not images and were not run: {names}{more}", err=True
         )
     label = None if no_label else ProvenanceLabel(session.sha256, artifact.name)
-    report = process(session, inputs, outdir, WriteOptions(fmt, label, **writing))
+    clip_model = partial(StabilisedModel, session) if video_context == "smoothed" else None
+    report = process(session, inputs, outdir, WriteOptions(fmt, label, clip_model=clip_model, **writing))
     report.failed[:0] = inputs.failures
     seconds = time.perf_counter() - started
     console.say(report.summary(outdir, session.backend), json_target)

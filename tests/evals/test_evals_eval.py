@@ -156,8 +156,33 @@ def test_eval_on_a_user_folder_crops_and_resizes(artifacts_dir, tmp_path):
     out = tmp_path / "report"
     args = ["eval", "--artifacts", str(artifacts_dir), "--data", str(data), "--size", "32", "--out", str(out)]
     assert (
-        run_cli(args + ["--iterations", "2", "--warmup", "0", "--teacher-iterations", "1", "--no-progress"])
+        run_cli(
+            args
+            + [
+                "--iterations",
+                "2",
+                "--warmup",
+                "0",
+                "--teacher-iterations",
+                "1",
+                "--no-progress",
+                "--no-video",
+            ]
+        )
         == 0
     )
     report = json.loads((out / "eval.json").read_text())
     assert report["images"] == ["tall", "wide"] and missing_keys(report) == []
+
+
+def test_eval_has_a_video_section_with_flicker_and_a_preview(eval_report):
+    report = json.loads((eval_report / "eval.json").read_text())
+    video = report["video"]
+    assert [clip["name"].split()[0] for clip in video["clips"]] == ["kite", "evening_glow"]  # test photos
+    ran = [row for row in video["artifacts"] if row["status"] == "ok"]
+    assert ran and all(row["has_context"] is False for row in ran)
+    for row in ran:
+        assert 0 < row["flicker_ratio"] < 10 and row["fps"] > 0
+        assert row["flicker_ratio_stabilised"] == row["flicker_ratio"]  # no context input: nothing to smooth
+    html = (eval_report / "report.html").read_text()
+    assert "<h2>Video</h2>" in html and "data:image/webp;base64," in html

@@ -51,7 +51,17 @@ def test_bench_lists_pte_rows_beside_onnx(pte_dir, tmp_path):
 
 def test_eval_lists_pte_rows_with_fidelity(pte_dir, tmp_path):
     out = tmp_path / "report"
-    args = ["eval", "--artifacts", str(pte_dir), "--size", "32", "--out", str(out), "--no-progress"]
+    args = [
+        "eval",
+        "--artifacts",
+        str(pte_dir),
+        "--size",
+        "32",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--no-video",
+    ]
     assert run_cli(args + ["--iterations", "3", "--warmup", "1", "--teacher-iterations", "1"]) == 0
     report = json.loads((out / "eval.json").read_text())
     rows = {(r["format"], r["precision"]): r for r in report["artifacts"]}

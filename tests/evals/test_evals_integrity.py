@@ -87,7 +87,17 @@ def test_bench_exits_1_naming_the_models_that_could_not_load(artifacts_dir, tmp_
 def test_eval_refuses_an_artifact_that_does_not_match_its_manifest(artifacts_dir, tmp_path, capsys):
     flip_last_byte(artifacts_dir / "student.fp16.onnx")
     out_dir = tmp_path / "report"
-    args = ["eval", "--artifacts", str(artifacts_dir), "--size", "32", "--out", str(out_dir), "--no-progress"]
+    args = [
+        "eval",
+        "--artifacts",
+        str(artifacts_dir),
+        "--size",
+        "32",
+        "--out",
+        str(out_dir),
+        "--no-progress",
+        "--no-video",
+    ]
     code, out, err = run_cli(args, capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "student.fp16.onnx" in err
     assert not out_dir.exists()  # refused before the teacher or any artifact ran
@@ -103,7 +113,17 @@ def test_eval_exits_1_listing_artifacts_that_could_not_load(
     broken.write_bytes(b"not a protobuf")
     write_manifest(broken, make_manifest(broken, checkpoint))  # matches: the file itself is unloadable
     out_dir = tmp_path / "report"
-    args = ["eval", "--artifacts", str(directory), "--size", "32", "--out", str(out_dir), "--no-progress"]
+    args = [
+        "eval",
+        "--artifacts",
+        str(directory),
+        "--size",
+        "32",
+        "--out",
+        str(out_dir),
+        "--no-progress",
+        "--no-video",
+    ]
     code, out, err = run_cli(
         args + ["--iterations", "2", "--warmup", "0", "--teacher-iterations", "1"], capsys
     )

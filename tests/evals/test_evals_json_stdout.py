@@ -59,6 +59,7 @@ def test_eval_json_stdout(artifacts_dir, tmp_path, capsys):
         "32",
         "--out",
         tmp_path / "report",
+        "--no-video",
     ]
     args += [
         "--iterations",

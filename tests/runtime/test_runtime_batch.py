@@ -221,16 +221,19 @@ def test_collect_jobs_lists_files_that_are_not_images(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     Image.fromarray(distinct_photos(1)[0]).save(folder / "a.png")
-    for name in ("notes.txt", "clip.mp4", ".DS_Store"):
+    for name in ("notes.txt", "clip.mkv", "clip.mp4", ".DS_Store"):
         (folder / name).write_bytes(b"x")
     (folder / ".tmp-12-a.png-xyz").mkdir()
     (folder / ".tmp-12-a.png-xyz" / "a.png").write_bytes(b"half")
     found = collect_jobs((str(folder),), tmp_path / "out", "png")
-    assert [job.output for job in found.jobs] == [Path("a.png")]
-    assert [p.name for p in found.unsupported] == ["clip.mp4", "notes.txt"]
+    assert [job.output for job in found.jobs] == [
+        Path("a.png"),
+        Path("clip.mp4"),
+    ]  # a video keeps its container
+    assert [p.name for p in found.unsupported] == ["clip.mkv", "notes.txt"]
 
 
-@pytest.mark.parametrize("suffix", ["gif", "webp", "png"])
+@pytest.mark.parametrize("suffix", ["webp", "png"])  # an animated GIF is a video (test_runtime_video.py)
 def test_animated_input_gives_its_first_frame_with_a_notice(tiny_onnx, tmp_path, capsys, suffix):
     folder = tmp_path / "in"
     folder.mkdir()
