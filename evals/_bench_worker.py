@@ -155,8 +155,10 @@ def measure_video(
     else:
         frames = _decoded_frames(clip)
         if options["mode"] == "video-engine":
-            arrays = session.native_inputs(resize(frames[0], session.working_size((height, width))))
-            once = lambda index: session.run_arrays(arrays)  # noqa: E731
+            working = session.working_size((height, width))
+            engine = session.session_for(working)  # a per-size export's file for that size
+            arrays = engine.native_inputs(resize(frames[0], working))
+            once = lambda index: engine.run_arrays(arrays)  # noqa: E731
         else:
             once = lambda index: model(frames[index % len(frames)])  # noqa: E731
         for index in range(warmup + iterations):

@@ -71,9 +71,15 @@ def _round_side(value: float, policy: SizePolicy) -> int:
     return int(min(max(side, low), policy.max - policy.max % policy.multiple))
 
 
-def _nearest_fixed(fixed: Sequence[tuple[int, int]], target: tuple[float, float]) -> tuple[int, int]:
+def _nearest_fixed(
+    fixed: Sequence[tuple[int, int]], target: tuple[float, float], limit_side: float
+) -> tuple[int, int]:
     """The fixed size closest to `target`: least 2 |log aspect ratio| + |log side scale| (half log area), so a
-    photo is neither stretched much nor blown up much (measured: README, "Full resolution")."""
+    photo is neither stretched much nor blown up much (measured: README, "Full resolution"); sizes whose long
+    side exceeds `limit_side` (the photo's, or the --max-side cap if smaller) are left out while a smaller one
+    exists: a 720p frame never runs at 1080p, and --max-side caps per-size exports too."""
+    smaller = [size for size in fixed if max(size) <= limit_side]
+    fixed = smaller or fixed
 
     def distance(size: tuple[int, int]) -> float:
         aspect = abs(math.log((size[1] / size[0]) / (target[1] / target[0])))
@@ -92,7 +98,7 @@ def working_size(policy: SizePolicy, size: tuple[int, int], max_side: int | None
         return _round_side(target[0], policy), _round_side(target[1], policy)
     if not policy.fixed:
         raise ModelLoadError("the artifact declares neither dynamic nor fixed input sizes")
-    return _nearest_fixed(policy.fixed, target)
+    return _nearest_fixed(policy.fixed, target, max(target) + 0.5)
 
 
 def _encoded_change(work_in: np.ndarray, work_out: np.ndarray) -> tuple[np.ndarray, int, int]:

@@ -43,6 +43,11 @@ def test_working_size_rounds_caps_and_picks_the_nearest_fixed_size():
     assert working_size(fixed, (3024, 4032), 1536) == (768, 1024)
     assert working_size(fixed, (1080, 1920), None) == (1080, 1920)
     assert working_size(fixed, (500, 510), 1536) == (256, 256)
+    # a 720p frame never runs at a larger fixed size, though 1920x1080 has its aspect
+    assert working_size(fixed, (720, 1280), 1536) == (768, 1024)
+    assert working_size(fixed, (1080, 1920), 1920) == (1080, 1920)
+    assert working_size(fixed, (1080, 1920), 1536) == (768, 1024)  # the cap holds for per-size exports too
+    assert working_size(fixed, (720, 1280), 640) == (256, 256)
     assert SizePolicy.from_manifest(None, (256, 256)).fixed == ((256, 256),)  # an old manifest
     assert SizePolicy.from_manifest({"dynamic": True, "multiple": 8}, (-1, -1)).multiple == 8
 
