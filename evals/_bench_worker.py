@@ -128,19 +128,19 @@ def measure_video(
     path: str, threads: int, warmup: int, iterations: int, backend: str | None, options: dict
 ) -> dict:
     """One clip, as `pocketgan run` sees it (runtime/video.py): per frame, the engine alone at the working
-    size ("video-engine"), Session.run on decoded frames ("video-frame"), or decode -> run -> encode of
+    size ("video-engine"), ClipModel.run_frame on decoded frames ("video-frame"), or decode -> run -> encode of
     the whole clip into a temporary file ("video-e2e", times between frames; VmRSS every 30 frames)."""
     import tempfile
 
     from pocketgan.images import resize
-    from pocketgan.runtime.video import StabilisedModel, VideoOptions, run_video
+    from pocketgan.runtime.video import SMOOTHING, ClipModel, VideoOptions, run_video
 
     start = time.perf_counter()
     session = runtime.load(path, backend=backend, threads=threads, verify=False, max_side=options["max_side"])
     load_ms = (time.perf_counter() - start) * 1e3
     clip = Path(options["clip"])
     height, width = options["video"]
-    model = StabilisedModel(session) if options.get("stabilised") else session.run
+    model = ClipModel(session, smoothing=SMOOTHING if options.get("stabilised") else 0.0)
     stamps, rss = [time.perf_counter()], []
 
     def tick(index: int) -> None:
@@ -157,10 +157,10 @@ def measure_video(
         if options["mode"] == "video-engine":
             working = session.working_size((height, width))
             engine = session.session_for(working)  # a per-size export's file for that size
-            arrays = engine.native_inputs(resize(frames[0], working))
+            arrays = engine.native_inputs(resize(frames[0].to_ndarray(format="rgb24"), working))
             once = lambda index: engine.run_arrays(arrays)  # noqa: E731
         else:
-            once = lambda index: model(frames[index % len(frames)])  # noqa: E731
+            once = lambda index: model.run_frame(frames[index % len(frames)])  # noqa: E731
         for index in range(warmup + iterations):
             once(index)
             tick(index)
@@ -179,14 +179,14 @@ def measure_video(
     }
 
 
-def _decoded_frames(clip: Path, limit: int = 30) -> list[np.ndarray]:
-    """The first `limit` frames of a clip, decoded to uint8 RGB (the frame-level modes reuse them)."""
+def _decoded_frames(clip: Path, limit: int = 30) -> list:
+    """The first `limit` decoded frames (av.VideoFrame) of a clip (the frame-level modes reuse them)."""
     import av
 
     with av.open(str(clip)) as container:
         frames = []
         for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
+            frames.append(frame)
             if len(frames) == limit:
                 break
     return frames

@@ -6,7 +6,7 @@ Clips come from pocketgan.data.clips (test photos only, pan + zoom + shake + noi
 frame on a CPU: its frames are cached in the
 artifact cache's `teacher-video` folder ($POCKETGAN_CACHE, else ~/.cache/pocketgan/artifacts), keyed by
 the clip and the teacher. Each artifact runs every frame as `pocketgan run` does (Session.run), per frame and with the
-smoothed context (runtime.video.StabilisedModel); flicker is pocketgan.metrics.flicker (the warping error
+smoothed context (runtime.video.ClipModel); flicker is pocketgan.metrics.flicker (the warping error
 after compensating the clip's known motion, over the teacher's).
 
 Example: python -c "from pocketgan.evals.video import clip_frames, video_clips; print(len(clip_frames(video_clips(256)[0])[0]))"
@@ -83,12 +83,12 @@ def _run_clip(model, frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]
 def artifact_video_row(session, clips: list[dict[str, Any]]) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Flicker (per frame and smoothed context) and frames/s of one loaded artifact on every clip; also its
     per-frame outputs of the first clip (for the preview)."""
-    from pocketgan.runtime.video import StabilisedModel
+    from pocketgan.runtime.video import ClipModel
 
     per_clip, preview = [], []
     for clip in clips:
         plain, fps = _run_clip(session.run, clip["frames"])
-        smoothed, _ = _run_clip(StabilisedModel(session), clip["frames"])
+        smoothed, _ = _run_clip(ClipModel(session), clip["frames"])
         per_clip.append(
             {
                 "clip": clip["name"],

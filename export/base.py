@@ -36,8 +36,12 @@ _EXPORTERS: dict[str, type[Exporter]] = {}
 # A context model's image sizes in dynamic artifacts: H and W multiples of SIDE_MULTIPLE (the students'
 # patch and strides) in [MIN_SIDE, MAX_SIDE]; its context input is CONTEXT_SIZE x CONTEXT_SIZE.
 SIDE_MULTIPLE, MIN_SIDE, MAX_SIDE, CONTEXT_SIZE = 4, 16, 4096, 256
-# 256², 1024x768 and 1920x1080 (W x H), as (H, W).
+# 256², 1024x768 and 1920x1080 (W x H), as (H, W): where every artifact's parity is reported.
 PARITY_SIZES = ((256, 256), (768, 1024), (1080, 1920))
+# ... plus the working sizes a format with fixed sizes (TFLite, one file each) needs most: 1024x576 for 16:9
+# video (720p and 1080p frames at the default --max-side; 1024x768 would stretch them and cost 40 % more)
+# and 768x1024 for portrait photos (selfies: a landscape file would squeeze them 1.8x).
+DEFAULT_SIZES = PARITY_SIZES + ((576, 1024), (1024, 768))
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class ExportConfig:
     keep_float_budget_db: float | None = None  # int8: keep the fewest layers in float that reach this PSNR
     # (H, W) image sizes where a context model's artifacts are checked against torch (each must pass), and
     # where a format without dynamic shapes (TFLite) gets one artifact each.
-    sizes: tuple[tuple[int, int], ...] = PARITY_SIZES
+    sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "formats", tuple(self.formats))

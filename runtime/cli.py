@@ -15,7 +15,7 @@ from pocketgan import artifacts, console, runtime
 from pocketgan.runtime.batch import WriteOptions, collect_jobs, process
 from pocketgan.runtime.provenance import ProvenanceLabel
 from pocketgan.runtime.session import DEFAULT_MAX_SIDE
-from pocketgan.runtime.video import StabilisedModel
+from pocketgan.runtime.video import SMOOTHING, ClipModel
 
 video_context_option = click.option(
     "--video-context",
@@ -206,7 +206,7 @@ def run_command(
             f"note: {len(inputs.unsupported)} files are not images and were not run: {names}{more}", err=True
         )
     label = None if no_label else ProvenanceLabel(session.sha256, artifact.name)
-    clip_model = partial(StabilisedModel, session) if video_context == "smoothed" else None
+    clip_model = partial(ClipModel, session, smoothing=SMOOTHING if video_context == "smoothed" else 0.0)
     report = process(session, inputs, outdir, WriteOptions(fmt, label, clip_model=clip_model, **writing))
     report.failed[:0] = inputs.failures
     seconds = time.perf_counter() - started

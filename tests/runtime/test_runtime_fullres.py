@@ -118,6 +118,21 @@ def test_guided_upsample_adds_the_change_exactly():
     np.testing.assert_array_equal(one, guided_upsample(photo, work, brighter, rows=8, workers=3))  # threads
 
 
+def test_guided_upsample_with_ffmpegs_scaler_is_exact_where_it_must_be_and_near_pillow_elsewhere():
+    rng = np.random.default_rng(2)
+    photo = rng.integers(0, 256, (72, 128, 3), dtype=np.uint8)
+    work = resize(photo, (36, 64))
+    np.testing.assert_array_equal(guided_upsample(photo, work, work, scaler="swscale"), photo)
+    constant = guided_upsample(photo, np.full_like(work, 100), np.full_like(work, 140), scaler="swscale")
+    np.testing.assert_array_equal(constant, np.clip(photo.astype(int) + 40, 0, 255))
+    changed = np.clip(work.astype(int) + rng.integers(-60, 60, work.shape), 0, 255).astype(np.uint8)
+    near = guided_upsample(photo, work, changed, scaler="swscale").astype(int)
+    assert np.abs(near - guided_upsample(photo, work, changed)).max() <= 4  # two resamplers' rounding
+    assert np.abs(near - guided_upsample(photo, work, changed)).mean() < 0.5
+    with pytest.raises(ValueError):
+        guided_upsample(photo, work, work, scaler="cv2")
+
+
 def test_guided_upsample_of_12_mp_needs_no_full_size_float_copy():
     photo = np.zeros((3024, 4032, 3), np.uint8)
     work = np.full((1152, 1536, 3), 90, np.uint8)

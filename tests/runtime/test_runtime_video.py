@@ -15,7 +15,7 @@ from PIL import Image
 from pocketgan import runtime
 from pocketgan.cli import main
 from pocketgan.data.clips import ClipSpec, corrupt_copy, truncated_copy, write_clip
-from pocketgan.runtime.video import StabilisedModel, probe
+from pocketgan.runtime.video import ClipModel, probe
 
 av = pytest.importorskip("av")
 
@@ -141,7 +141,7 @@ def test_stabilised_context_smooths_the_thumbnail_and_restarts_at_a_cut(context_
     frame = np.full((48, 64, 3), 100, np.uint8)
     brighter = np.full((48, 64, 3), 120, np.uint8)
     other_scene = np.full((48, 64, 3), 230, np.uint8)
-    model = StabilisedModel(session, smoothing=0.75)
+    model = ClipModel(session, smoothing=0.75)
     model(frame)
     smoothed_output = model(brighter)
     np.testing.assert_allclose(model.context, 105.0, atol=0.01)  # 0.75 * 100 + 0.25 * 120
@@ -150,7 +150,28 @@ def test_stabilised_context_smooths_the_thumbnail_and_restarts_at_a_cut(context_
     model(other_scene)
     assert model.cuts == 1 and np.allclose(model.context, 230.0)
     with pytest.raises(ValueError):
-        StabilisedModel(session, smoothing=1.0)
+        ClipModel(session, smoothing=1.0)
+
+
+def test_clip_model_runs_decoded_frames_like_their_pixels(context_onnx, tiny_onnx, tmp_path):
+    """run_frame (FFmpeg scales the decoded frame to the working size) gives what run gives on the frame's
+    RGB pixels to within resampling rounding, and exactly where the frame is run at its own size."""
+    clip = write_clip(ClipSpec(width=128, height=72, frames=3, fps=12), tmp_path / "clip.mp4")
+    with av.open(str(clip)) as container:
+        frames = list(container.decode(video=0))
+    for model, max_side, exact in (
+        (context_onnx, 64, False),
+        (context_onnx, None, True),
+        (tiny_onnx, 64, False),
+    ):
+        session = runtime.load(model, threads=1, max_side=max_side)
+        for frame in frames:
+            pixels = frame.to_ndarray(format="rgb24")
+            fast = ClipModel(session, smoothing=0.0).run_frame(frame)
+            reference = session.run(pixels)
+            assert fast.shape == pixels.shape
+            difference = np.abs(fast.astype(int) - reference)
+            assert difference.max() == 0 if exact else difference.mean() < 2.0, (model, max_side)
 
 
 def test_stabilised_mode_changes_only_context_artifacts(tiny_onnx, context_onnx, tmp_path, capsys):
