@@ -62,6 +62,9 @@ class ExportConfig:
     # (H, W) image sizes where a context model's artifacts are checked against torch (each must pass), and
     # where a format without dynamic shapes (TFLite) gets one artifact each.
     sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES
+    # The teacher's grain statistics for the runtime (pocketgan.runtime.grain): "auto" takes grain.json
+    # beside the checkpoint when there is one, "none" ships none, anything else is a grain JSON file.
+    grain: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "formats", tuple(self.formats))
@@ -96,6 +99,8 @@ class ExportConfig:
             )
         if (self.keep_float or self.keep_float_budget_db is not None) and "int8" not in self.precisions:
             raise UsageError("--keep-float applies to --precision int8")
+        if self.grain not in ("auto", "none") and not Path(self.grain).is_file():
+            raise UsageError(f"--grain {self.grain}: not a file (give auto, none or a grain JSON)")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +111,7 @@ class ExportConfig:
             "calibration_count": self.calibration_count,
             "validate": self.validate,
             "sizes": [list(size) for size in self.sizes],
+            "grain": self.grain,
             **({"keep_float": list(self.keep_float)} if self.keep_float else {}),
             **(
                 {"keep_float_budget_db": self.keep_float_budget_db}

@@ -126,6 +126,14 @@ def _number(value) -> str:
     show_default=True,
     help="W x H sizes a student's artifacts are checked at (and TFLite's files are made for).",
 )
+@click.option(
+    "--grain",
+    default=ExportConfig.grain,
+    show_default=True,
+    metavar="auto|none|FILE",
+    help="The teacher's grain statistics for the runtime: auto takes grain.json beside the checkpoint "
+    "(the zoo student has one), none ships none.",
+)
 @click.option("--no-validate", is_flag=True, help="Skip the parity check against torch.")
 @console.json_option("the results (one entry per artifact, with its parity)")
 def export_command(
@@ -139,6 +147,7 @@ def export_command(
     name,
     size,
     sizes,
+    grain,
     no_validate,
     json_target,
 ):
@@ -157,6 +166,7 @@ def export_command(
         calibration_count=calibration_count,
         validate=not no_validate,
         name=name,
+        grain=grain,
     )
     result = export(source, config)
     for artifact in result.artifacts:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import logging
 import os
 import shutil
@@ -65,6 +66,26 @@ def _load_source(source: str) -> tuple[Any, dict[str, Any], str]:
         "config": None,
     }
     return model, entry, resolved.kind
+
+
+def grain_section(config: ExportConfig, source_entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest's "grain" section (pocketgan.runtime.grain.GrainModel as JSON), or None for none."""
+    from pocketgan.runtime.grain import GrainModel
+
+    if config.grain == "none":
+        return None
+    if config.grain == "auto":
+        checkpoint = source_entry.get("checkpoint")
+        path = Path(checkpoint).parent / "grain.json" if checkpoint else None
+        if path is None or not path.is_file():
+            return None
+    else:
+        path = Path(config.grain)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--grain {path}: unreadable ({exc})") from None
+    return GrainModel.from_json(data).to_json() | {"file": str(path)}
 
 
 FIXED_SIZE_CALIBRATION_IMAGES = 16
@@ -149,6 +170,7 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
     context = has_context(model)
     prepared_model, notes = prepare_model(model, config.size)
     source_entry = {**source_entry, **_cost(model, config.size)}
+    grain = grain_section(config, source_entry)
     if config.keep_float:
         from pocketgan.export.keep_float import check_layers
 
@@ -183,6 +205,7 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
             "export": {**config.to_dict(), **notes},
             "versions": library_versions(exporter_class.libraries),
             "created": now_iso(),
+            **({"grain": grain} if grain else {}),
         }
         keep = config.keep_float if precision == "int8" else ()
         with_context = context and exporter_class.takes_context(precision)

@@ -34,7 +34,7 @@ from pocketgan.errors import ImageLoadError, PocketGANError
 from pocketgan.images import read_photo
 from pocketgan.manifest import remove_stale_temps
 from pocketgan.runtime.provenance import ProvenanceLabel, write_image
-from pocketgan.runtime.video import VIDEO_SUFFIXES, VideoOptions, is_video, run_video
+from pocketgan.runtime.video import VIDEO_SUFFIXES, ClipModel, VideoOptions, is_video, run_video
 
 GLOB_CHARS = "*?["
 # What a broken input or a failed write raises: reported on one line, the run goes on.
@@ -295,7 +295,7 @@ def _run_video(session, job: Job, destination: Path, options: WriteOptions, repl
     video_options = VideoOptions(options.label, options.strip_metadata, replace)
     try:
         run_video(
-            options.clip_model() if options.clip_model else session.run,
+            options.clip_model() if options.clip_model else ClipModel(session, smoothing=0.0),
             job.source,
             destination,
             video_options,

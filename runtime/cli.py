@@ -72,6 +72,14 @@ def _list_backends(ctx, param, value):
 )
 @video_context_option
 @click.option(
+    "--grain",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Photos: strength of the teacher's grain added at full size, for artifacts whose manifest carries "
+    "it (the zoo student's do); 0: none. Videos never get it (it would shimmer frame to frame).",
+)
+@click.option(
     "--providers",
     default=None,
     help="onnxruntime execution providers, comma-separated (e.g. xnnpack,cpu), if the build has them.",
@@ -124,6 +132,7 @@ def run_command(
     max_side,
     size_mode,
     video_context,
+    grain,
     providers,
     fmt,
     no_label,
@@ -195,6 +204,7 @@ def run_command(
         providers=provider_list,
         max_side=max_side,
         size_mode=size_mode,
+        grain=grain,
     )
     inputs = collect_jobs(inputs, outdir, fmt)
     for text, reason in inputs.failures:

@@ -8,6 +8,9 @@ size, and carries the model's change to the photo's size by guided upsampling (r
 `size_mode="model"` resizes to the model size and back instead (`pocketgan.images.resize`, Pillow bicubic).
 Artifacts with a second "context" input (manifest "context_input") get the thumbnail of the whole photo
 (`pocketgan.images.context_thumbnail`) there, so the grade does not depend on the working size.
+An artifact whose manifest carries the teacher's grain statistics ("grain", runtime/grain.py) gets that
+grain added to `run`'s output at its final size (`grain=0` leaves it out; `predict` and video frames never
+get it).
 
 Example: python -c "import numpy as np; from pocketgan import runtime; s = runtime.load('dist/student.fp32.onnx');
                     print(s.run(np.zeros((480, 640, 3), np.uint8)).shape)"
@@ -31,6 +34,7 @@ from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.images import CONTEXT_SIZE, context_thumbnail, resize, to_float, to_uint8, uint8_steps
 from pocketgan.manifest import read_manifest, sha256_file, verify_artifact
 from pocketgan.runtime.base import IMAGE_DTYPE, Backend, PixelIO, TensorSpec, choose_backend, format_of
+from pocketgan.runtime.grain import GrainModel, add_grain
 from pocketgan.runtime.working import SizePolicy, guided_upsample, working_size
 
 log = logging.getLogger(__name__)
@@ -145,6 +149,7 @@ class Session:
         max_side: int | None = DEFAULT_MAX_SIDE,
         size_mode: str = "full",
         threads: int | None = None,
+        grain: float = 1.0,
     ):
         self.path = path
         self.workers = threads or min(os.cpu_count() or 1, 4)  # threads of the guided upsampling
@@ -157,6 +162,12 @@ class Session:
         if max_side is not None and max_side < 1:
             raise UsageError(f"max_side must be at least 1, got {max_side}")
         self.max_side, self.size_mode = max_side, size_mode
+        if grain < 0:
+            raise UsageError(f"grain must be >= 0, got {grain}")
+        grain_section = (manifest or {}).get("grain")
+        # The teacher's grain (runtime.grain), added by `run` at the output's size; strength 0: none.
+        self.grain_model = GrainModel.from_json(grain_section) if grain_section else None
+        self.grain = grain if self.grain_model is not None else 0.0
         # (H, W) -> file, for exports with one file per working size (TFLite): set by `load`
         self.size_files: dict[tuple[int, int], Path] = {}
         self._size_sessions: dict[tuple[int, int], Session] = {}
@@ -327,12 +338,15 @@ class Session:
             self._size_sessions[size] = load(self.size_files[size], **self._load_options)
         return self._size_sessions[size]
 
-    def run(self, image: np.ndarray, *, thumbnail: np.ndarray | None = None) -> np.ndarray:
+    def run(
+        self, image: np.ndarray, *, thumbnail: np.ndarray | None = None, grain: float | None = None
+    ) -> np.ndarray:
         """uint8 (H, W, 3) RGB -> uint8 (H, W, 3) RGB at the same size (pixels as pocketgan.images.to_uint8).
 
         thumbnail: the context to feed instead of the image's own (uint8, or float in pixel units 0..255,
         (CONTEXT_SIZE, CONTEXT_SIZE, 3)), e.g. a temporally smoothed one for video; ignored by artifacts
-        without a context input.
+        without a context input. grain: strength of the teacher's grain for this call (default: the
+        session's; 0 for video frames).
         """
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -342,14 +356,18 @@ class Session:
         size = image.shape[:2]
         work_size = self.working_size(size)
         if work_size != self.size and work_size in self.size_files:  # the export's file for that size
-            return self.session_for(work_size).run(image, thumbnail=thumbnail)
+            return self.session_for(work_size).run(image, thumbnail=thumbnail, grain=grain)
         work = resize(image, work_size)
         result = self.run_working(work, thumbnail if thumbnail is not None else self.thumbnail(image))
-        if result.shape[:2] == size:
+        if result.shape[:2] != size:
+            if self.size_mode == "model":
+                result = resize(result, size)
+            else:
+                result = guided_upsample(image, work, result, workers=self.workers)
+        strength = self.grain if grain is None else grain
+        if self.grain_model is None or strength == 0:
             return result
-        if self.size_mode == "model":
-            return resize(result, size)
-        return guided_upsample(image, work, result, workers=self.workers)
+        return add_grain(result, self.grain_model, strength, workers=self.workers)
 
     def run_working(self, work: np.ndarray, thumbnail: np.ndarray | None) -> np.ndarray:
         """The model alone: uint8 (h, w, 3) at a size this file takes (a working size) -> its uint8 output.
@@ -541,12 +559,14 @@ def load(
     verify: bool = True,
     max_side: int | None = DEFAULT_MAX_SIDE,
     size_mode: str = "full",
+    grain: float = 1.0,
 ) -> Session:
     """Load an artifact (.onnx, .tflite, .mlpackage/.mlmodel) in the named or best available backend.
 
     With `verify`, a sidecar manifest's size_bytes and sha256 must match the file before any backend parses
     it (IntegrityError otherwise); callers that verified the artifact already pass False. max_side and
-    size_mode: how `Session.run` picks the working size (module docstring; None: no cap).
+    size_mode: how `Session.run` picks the working size (module docstring; None: no cap). grain: strength
+    of the teacher's grain `Session.run` adds when the manifest carries one (runtime.grain; 0: none).
     """
     path = Path(path)
     if not path.exists():
@@ -561,7 +581,7 @@ def load(
     engine = engine_class(path, threads=threads, providers=providers)
     if manifest is None:
         manifest = engine.embedded_manifest()
-    session = Session(path, engine, manifest, sha256, max_side, size_mode, threads)
+    session = Session(path, engine, manifest, sha256, max_side, size_mode, threads, grain)
     session.size_files = size_files(path, manifest)
     session._load_options = {
         "backend": backend,
@@ -570,6 +590,7 @@ def load(
         "verify": verify,
         "max_side": max_side,
         "size_mode": size_mode,
+        "grain": grain,
     }
     return session
 

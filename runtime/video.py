@@ -388,7 +388,7 @@ class ClipModel:
         return self.context
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        return self.session.run(frame, thumbnail=self._context_for(frame))
+        return self.session.run(frame, thumbnail=self._context_for(frame), grain=0.0)  # no shimmering grain
 
     def run_frame(self, frame) -> np.ndarray:
         """One decoded av.VideoFrame -> uint8 (H, W, 3) RGB at its size (class docstring)."""

@@ -1,0 +1,205 @@
+"""The teacher's film grain, synthesised at the output's own pixel scale (torch-free).
+
+The CycleGAN teacher adds a fine grain wherever it runs: in flat areas (sky, skin, a blurred background) its
+output carries 2–5 levels of pixel-scale texture that the photo does not have. The student's change is
+smooth, so at full size its output lacks it (detail ratio 0.02–0.3 on flat photos). The grain is a
+chaotic function of the input, which no small model reproduces pixel for pixel; what can be matched is
+its statistics, as film-grain synthesis in video codecs does (AV1's grain table: a noise pattern and an
+intensity scaling). `GrainModel` holds those statistics, fitted on the teacher's outputs of training
+photos (`pocketgan.distill.grain`):
+
+- `kernel`: a small filter that turns white noise into noise with the teacher grain's spatial spectrum
+  (band-pass, with a peak at a period of 4 pixels from its stride-2 upsampling);
+- `colour`: a 3x3 mixing matrix giving its channel correlation (mostly luminance grain, some colour);
+- `luma_levels`/`std_levels`: its standard deviation, in pixel levels, by output luminance (piecewise linear).
+
+`add_grain` adds `sqrt(max(0, (strength x std(luminance))² - detail)) x pattern` to a uint8 image, `detail`
+being the image's own gradient energy over each 16x16 block expressed as grain variance: flat areas get
+the teacher's grain, areas that already carry that much fine detail get none (the teacher's grain does
+not show there either, and uncorrelated noise on detail only costs fidelity). The pattern is a seeded template
+tiled in 64x64 blocks at seeded offsets: it depends only on the pixel position, so the same photo gives the
+same bytes, in row strips (bounded memory) and on any number of threads.
+
+Example: python -c "import numpy as np; from pocketgan.runtime.grain import GrainModel, add_grain;
+  g = GrainModel.unit(); print(add_grain(np.full((64, 64, 3), 128, np.uint8), g).std())"
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from pocketgan.errors import ModelLoadError
+
+TEMPLATE_SIDE = 256  # side of the seeded grain template (pixels)
+BLOCK = 64  # the template is laid down in blocks of this side, each at its own seeded offset
+STRIP_ROWS = BLOCK
+DETAIL_BLOCK = 16  # side of the blocks whose own detail is subtracted from the grain (divides BLOCK)
+
+
+@dataclass(frozen=True)
+class GrainModel:
+    """Grain statistics of a teacher (module docstring). Saved as the manifest's "grain" section."""
+
+    kernel: tuple[tuple[float, ...], ...]  # (k, k), odd k: white noise -> grain spectrum
+    colour: tuple[tuple[float, ...], ...]  # (3, 3): independent channels -> correlated RGB grain
+    luma_levels: tuple[float, ...]  # output luminance (0..255), increasing
+    std_levels: tuple[float, ...]  # grain standard deviation (pixel levels) at each luma_levels
+    seed: int = 0
+    fitted_on: dict[str, Any] = field(default_factory=dict, compare=False)  # provenance of the fit
+
+    def __post_init__(self):
+        kernel = np.asarray(self.kernel, np.float64)
+        if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
+            raise ModelLoadError(f"grain kernel must be square with an odd side, got {kernel.shape}")
+        if np.asarray(self.colour).shape != (3, 3):
+            raise ModelLoadError(f"grain colour matrix must be 3x3, got {np.asarray(self.colour).shape}")
+        luma = np.asarray(self.luma_levels, np.float64)
+        if luma.ndim != 1 or len(luma) < 2 or len(luma) != len(self.std_levels) or np.any(np.diff(luma) <= 0):
+            raise ModelLoadError("grain luma_levels must increase and match std_levels in length (>= 2)")
+        if min(self.std_levels) < 0:
+            raise ModelLoadError("grain std_levels must be non-negative")
+
+    @classmethod
+    def unit(cls, std: float = 4.0, seed: int = 0) -> GrainModel:
+        """White luminance grain of `std` levels everywhere: for tests and as a plain example."""
+        return cls(((1.0,),), ((1.0, 0, 0), (1.0, 0, 0), (1.0, 0, 0)), (0.0, 255.0), (std, std), seed)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GrainModel:
+        try:
+            return cls(
+                kernel=tuple(tuple(float(v) for v in row) for row in data["kernel"]),
+                colour=tuple(tuple(float(v) for v in row) for row in data["colour"]),
+                luma_levels=tuple(float(v) for v in data["luma_levels"]),
+                std_levels=tuple(float(v) for v in data["std_levels"]),
+                seed=int(data.get("seed", 0)),
+                fitted_on=dict(data.get("fitted_on", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelLoadError(f"unreadable grain section: {exc}") from exc
+
+    def std_table(self, strength: float = 1.0) -> np.ndarray:
+        """float32 (256,): grain standard deviation (levels) for each output luminance 0..255."""
+        table = np.interp(np.arange(256), self.luma_levels, self.std_levels) * strength
+        return table.astype(np.float32)
+
+    def variance_table(self, strength: float = 1.0) -> np.ndarray:
+        """float32 (256,): the std table squared."""
+        return self.std_table(strength) ** 2
+
+
+@lru_cache(maxsize=4)
+def _template(model: GrainModel) -> np.ndarray:
+    """float32 (TEMPLATE_SIDE, TEMPLATE_SIDE, 3), unit variance per channel before colour mixing: white
+    noise filtered (circularly, so the template tiles) by the kernel, mixed across channels."""
+    rng = np.random.default_rng(model.seed)
+    side = TEMPLATE_SIDE
+    kernel = np.asarray(model.kernel, np.float64)
+    padded = np.zeros((side, side))
+    k = kernel.shape[0]
+    padded[:k, :k] = kernel
+    padded = np.roll(padded, (-(k // 2), -(k // 2)), axis=(0, 1))  # kernel centred on (0, 0)
+    response = np.fft.rfft2(padded)
+    channels = []
+    for _ in range(3):
+        noise = np.fft.irfft2(np.fft.rfft2(rng.standard_normal((side, side))) * response, s=(side, side))
+        channels.append(noise / noise.std())
+    pattern = np.stack(channels, axis=-1) @ np.asarray(model.colour, np.float64).T
+    return pattern.astype(np.float32)
+
+
+def _block_offsets(model: GrainModel, block_row: int, blocks: int) -> np.ndarray:
+    """(blocks, 2) template offsets of one row of blocks: a function of (seed, row) only."""
+    rng = np.random.default_rng((model.seed, block_row))
+    return rng.integers(0, TEMPLATE_SIDE - BLOCK + 1, size=(blocks, 2))
+
+
+def grain_pattern(model: GrainModel, top: int, rows: int, width: int) -> np.ndarray:
+    """float32 (rows, width, 3): the pattern for image rows [top, top + rows), top a multiple of BLOCK."""
+    if top % BLOCK:
+        raise ValueError(f"top must be a multiple of {BLOCK}, got {top}")
+    template = _template(model)
+    out = np.empty((rows, width, 3), np.float32)
+    blocks = -(-width // BLOCK)
+    for start in range(0, rows, BLOCK):
+        height = min(BLOCK, rows - start)
+        offsets = _block_offsets(model, (top + start) // BLOCK, blocks)
+        for column, (y, x) in enumerate(offsets):
+            left = column * BLOCK
+            right = min(width, left + BLOCK)
+            out[start : start + height, left:right] = template[y : y + height, x : x + right - left]
+    return out
+
+
+@lru_cache(maxsize=4)
+def _gradient_per_variance(model: GrainModel) -> float:
+    """Gradient energy (mean squared neighbour difference, both directions) of the pattern per unit variance."""
+    pattern = _template(model)
+    across = np.mean(np.diff(pattern, axis=1) ** 2) + np.mean(np.diff(pattern, axis=0) ** 2)
+    return float(across / np.mean(pattern**2))
+
+
+def _block_detail(pixels: np.ndarray, below: np.ndarray | None) -> np.ndarray:
+    """float32 (rows, W): the gradient energy (mean over channels) of each DETAIL_BLOCK² block, per pixel."""
+    rows, width = pixels.shape[:2]
+    values = pixels.astype(np.float32)
+    energy = np.zeros((rows, width), np.float32)
+    energy[:, :-1] += np.mean(np.diff(values, axis=1) ** 2, axis=2)
+    if below is not None:
+        values = np.concatenate([values, below[None].astype(np.float32)])
+    energy[: values.shape[0] - 1] += np.mean(np.diff(values, axis=0) ** 2, axis=2)
+    block_rows, block_columns = -(-rows // DETAIL_BLOCK), -(-width // DETAIL_BLOCK)
+    padded = np.zeros((block_rows * DETAIL_BLOCK, block_columns * DETAIL_BLOCK), np.float32)
+    padded[:rows, :width] = energy
+    counts = np.zeros_like(padded)
+    counts[:rows, :width] = 1
+    shape = (block_rows, DETAIL_BLOCK, block_columns, DETAIL_BLOCK)
+    blocks = padded.reshape(shape).sum(axis=(1, 3)) / counts.reshape(shape).sum(axis=(1, 3))
+    return np.repeat(np.repeat(blocks, DETAIL_BLOCK, axis=0), DETAIL_BLOCK, axis=1)[:rows, :width]
+
+
+def _add_strips(image, model, table, output, starts) -> None:
+    height, width = image.shape[:2]
+    per_variance = _gradient_per_variance(model)
+    for top in starts:
+        bottom = min(height, top + STRIP_ROWS)
+        pixels = image[top:bottom]
+        luma = (pixels[..., 0].astype(np.uint16) + 2 * pixels[..., 1].astype(np.uint16) + pixels[..., 2]) >> 2
+        # the grain the teacher has here, less the detail the image already has (as grain variance)
+        variance = table[luma]
+        variance -= _block_detail(pixels, image[bottom] if bottom < height else None) / per_variance
+        np.maximum(variance, 0, out=variance)
+        values = grain_pattern(model, top, bottom - top, width)
+        values *= np.sqrt(variance)[..., None]
+        values += pixels
+        np.clip(values, 0, 255, out=values)
+        output[top:bottom] = np.rint(values)
+
+
+def add_grain(image: np.ndarray, model: GrainModel, strength: float = 1.0, workers: int = 1) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (H, W, 3) with the model's grain (strength x its std) added; 0 returns image."""
+    if strength < 0:
+        raise ValueError(f"grain strength must be >= 0, got {strength}")
+    if strength == 0:
+        return image
+    table = model.variance_table(strength)
+    output = np.empty_like(image)
+    starts = list(range(0, image.shape[0], STRIP_ROWS))
+    if workers <= 1 or len(starts) < 2:
+        _add_strips(image, model, table, output, starts)
+        return output
+    from concurrent.futures import ThreadPoolExecutor
+
+    share = -(-len(starts) // workers)
+    parts = [starts[i : i + share] for i in range(0, len(starts), share)]
+    with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="pocketgan-grain") as pool:
+        for future in [pool.submit(_add_strips, image, model, table, output, part) for part in parts]:
+            future.result()
+    return output
