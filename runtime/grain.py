@@ -13,8 +13,8 @@ photos (`pocketgan.distill.grain`):
 - `colour`: a 3x3 mixing matrix giving its channel correlation (mostly luminance grain, some colour);
 - `luma_levels`/`std_levels`: its standard deviation, in pixel levels, by output luminance (piecewise linear).
 
-`add_grain` adds `sqrt(max(0, (strength x std(luminance))² - detail)) x pattern` to a uint8 image, `detail`
-being the image's own gradient energy over each 16x16 block expressed as grain variance: flat areas get
+`add_grain` adds `sqrt(max(0, (strength x std(luminance))² - detail)) x pattern` to a uint8 image, per 16x16
+block: `luminance` its mean, `detail` the gradient energy of its luminance expressed as grain variance: flat areas get
 the teacher's grain, areas that already carry that much fine detail get none (the teacher's grain does
 not show there either, and uncorrelated noise on detail only costs fidelity). The pattern is a seeded template
 tiled in 64x64 blocks at seeded offsets: it depends only on the pixel position, so the same photo gives the
@@ -138,31 +138,47 @@ def grain_pattern(model: GrainModel, top: int, rows: int, width: int) -> np.ndar
     return out
 
 
+def _luma(pixels: np.ndarray) -> np.ndarray:
+    """float32 (rows, W): (R + 2G + B) / 4, the luminance the std table is indexed by."""
+    total = pixels[..., 1].astype(np.float32)
+    total *= 2
+    total += pixels[..., 0]
+    total += pixels[..., 2]
+    total *= 0.25
+    return total
+
+
 @lru_cache(maxsize=4)
 def _gradient_per_variance(model: GrainModel) -> float:
-    """Gradient energy (mean squared neighbour difference, both directions) of the pattern per unit variance."""
+    """Gradient energy of the pattern's luminance (mean squared neighbour difference, both directions) per
+    unit of its variance: turns an image's detail into the grain variance that would give as much."""
     pattern = _template(model)
-    across = np.mean(np.diff(pattern, axis=1) ** 2) + np.mean(np.diff(pattern, axis=0) ** 2)
+    luma = _luma(pattern)
+    across = np.mean(np.diff(luma, axis=1) ** 2) + np.mean(np.diff(luma, axis=0) ** 2)
     return float(across / np.mean(pattern**2))
 
 
-def _block_detail(pixels: np.ndarray, below: np.ndarray | None) -> np.ndarray:
-    """float32 (rows, W): the gradient energy (mean over channels) of each DETAIL_BLOCK² block, per pixel."""
+def _block_sums(values: np.ndarray) -> np.ndarray:
+    """(ceil(rows / DETAIL_BLOCK), ceil(W / DETAIL_BLOCK)) sums of DETAIL_BLOCK² blocks (the last ones partial)."""
+    rows, width = values.shape
+    by_rows = np.add.reduceat(values, np.arange(0, rows, DETAIL_BLOCK), axis=0)
+    return np.add.reduceat(by_rows, np.arange(0, width, DETAIL_BLOCK), axis=1)
+
+
+def _block_amplitude(pixels: np.ndarray, below: np.ndarray | None, table: np.ndarray, per_variance: float):
+    """float32 per-block grain std: the table's variance at the block's mean luminance, less the block's own
+    detail (gradient energy of its luminance, as grain variance), floored at 0."""
     rows, width = pixels.shape[:2]
-    values = pixels.astype(np.float32)
+    luma = _luma(pixels if below is None else np.concatenate([pixels, below[None]]))
     energy = np.zeros((rows, width), np.float32)
-    energy[:, :-1] += np.mean(np.diff(values, axis=1) ** 2, axis=2)
-    if below is not None:
-        values = np.concatenate([values, below[None].astype(np.float32)])
-    energy[: values.shape[0] - 1] += np.mean(np.diff(values, axis=0) ** 2, axis=2)
-    block_rows, block_columns = -(-rows // DETAIL_BLOCK), -(-width // DETAIL_BLOCK)
-    padded = np.zeros((block_rows * DETAIL_BLOCK, block_columns * DETAIL_BLOCK), np.float32)
-    padded[:rows, :width] = energy
-    counts = np.zeros_like(padded)
-    counts[:rows, :width] = 1
-    shape = (block_rows, DETAIL_BLOCK, block_columns, DETAIL_BLOCK)
-    blocks = padded.reshape(shape).sum(axis=(1, 3)) / counts.reshape(shape).sum(axis=(1, 3))
-    return np.repeat(np.repeat(blocks, DETAIL_BLOCK, axis=0), DETAIL_BLOCK, axis=1)[:rows, :width]
+    energy[:, :-1] = np.square(np.diff(luma[:rows], axis=1))
+    vertical = np.square(np.diff(luma, axis=0))
+    energy[: vertical.shape[0]] += vertical
+    counts = _block_sums(np.ones((rows, width), np.float32))
+    mean_luma = _block_sums(luma[:rows]) / counts
+    variance = table[np.clip(np.rint(mean_luma), 0, 255).astype(np.intp)]
+    variance -= _block_sums(energy) / counts / per_variance
+    return np.sqrt(np.maximum(variance, 0))
 
 
 def _add_strips(image, model, table, output, starts) -> None:
@@ -171,13 +187,10 @@ def _add_strips(image, model, table, output, starts) -> None:
     for top in starts:
         bottom = min(height, top + STRIP_ROWS)
         pixels = image[top:bottom]
-        luma = (pixels[..., 0].astype(np.uint16) + 2 * pixels[..., 1].astype(np.uint16) + pixels[..., 2]) >> 2
-        # the grain the teacher has here, less the detail the image already has (as grain variance)
-        variance = table[luma]
-        variance -= _block_detail(pixels, image[bottom] if bottom < height else None) / per_variance
-        np.maximum(variance, 0, out=variance)
+        blocks = _block_amplitude(pixels, image[bottom] if bottom < height else None, table, per_variance)
+        amplitude = np.repeat(np.repeat(blocks, DETAIL_BLOCK, axis=0), DETAIL_BLOCK, axis=1)
         values = grain_pattern(model, top, bottom - top, width)
-        values *= np.sqrt(variance)[..., None]
+        values *= amplitude[: bottom - top, :width, None]
         values += pixels
         np.clip(values, 0, 255, out=values)
         output[top:bottom] = np.rint(values)
