@@ -2,8 +2,8 @@
 
 `run`, `bench`, `eval`, `parity` and `inspect` take an artifact (.onnx, .tflite, .mlpackage), a zoo name
 (`vintage-mobile`: pocketgan/zoo/NAME/student.pt) or a student checkpoint (.pt). A checkpoint is exported
-once into a cache keyed by its content (sha256), the format and the precision: `$POCKETGAN_CACHE`, else
-~/.cache/pocketgan/artifacts; an entry is exported into a temporary folder and renamed into place, so a
+once into a cache keyed by its content (sha256, with that of the grain.json beside it), the format and the
+precision: `$POCKETGAN_CACHE`, else ~/.cache/pocketgan/artifacts; an entry is exported into a temporary folder and renamed into place, so a
 cache entry is always whole. Where the exporter cannot run (a runtime-only install without torch), the
 user is told the exact `pocketgan export` command instead (exit 2). Importing this module imports
 neither torch nor the exporters.
@@ -13,6 +13,7 @@ Example: python -c "from pocketgan.artifacts import resolve_model; print(resolve
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shlex
@@ -108,7 +109,7 @@ def resolve_model(
     if not checkpoint.is_file():
         raise UsageError(f"{checkpoint}: no such checkpoint")
     fmt, precision = fmt or DEFAULT_FORMAT, precision or DEFAULT_PRECISION
-    entry = cache_root() / f"{sha256_file(checkpoint)[:16]}-{fmt}-{precision}"
+    entry = cache_root() / f"{_content_key(checkpoint)}-{fmt}-{precision}"
     artifact = entry / f"student.{precision}{_exporter(fmt).suffix}"
     if artifact.exists():
         return artifact
@@ -118,6 +119,16 @@ def resolve_model(
     )
     _export_into(entry, checkpoint, fmt, precision)
     return artifact
+
+
+def _content_key(checkpoint: Path) -> str:
+    """The checkpoint's sha256 (16 hex), with that of the grain.json beside it (which export puts into the
+    manifest) mixed in when there is one: a changed grain fit is a new cache entry."""
+    key = sha256_file(checkpoint)
+    grain = checkpoint.parent / "grain.json"
+    if grain.is_file():
+        key = hashlib.sha256(f"{key}|{sha256_file(grain)}".encode()).hexdigest()
+    return key[:16]
 
 
 def torch_installed() -> bool:
