@@ -3,8 +3,8 @@
 `run`, `bench`, `eval`, `parity` and `inspect` take an artifact (.onnx, .tflite, .mlpackage), a zoo name
 (`vintage-mobile`: pocketgan/zoo/NAME/student.pt) or a student checkpoint (.pt). A checkpoint is exported
 once into a cache keyed by its content (sha256, with that of the grain.json beside it), the format and the
-precision: `$POCKETGAN_CACHE`, else ~/.cache/pocketgan/artifacts; an entry is exported into a temporary folder and renamed into place, so a
-cache entry is always whole. Where the exporter cannot run (a runtime-only install without torch), the
+precision: `$POCKETGAN_CACHE`, else ~/.cache/pocketgan/artifacts; an entry is exported into a temporary
+folder and renamed into place, so a cache entry is always whole. Where the exporter cannot run (a runtime-only install without torch), the
 user is told the exact `pocketgan export` command instead (exit 2). Importing this module imports
 neither torch nor the exporters.
 
