@@ -8,7 +8,7 @@ costs no teacher time. Artifacts run through `Session.run`, exactly as `pocketga
 doing nothing (the input scored against the teacher), grade ΔE00, texture SWD, detail energy, and the
 detail ratio (the output's gradient energy over the teacher's: near 0 is blurred, 1 has the teacher's
 detail). OUT/eval.json holds the numbers; OUT/report.html shows 1:1 crops side by side (input, teacher,
-each artifact).
+each artifact) of two windows per photo: the teacher's most detailed and the photo's flattest (grain).
 
 Example: pocketgan eval --artifacts dist/ --resolution 1280 --out build/eval-1280
 """
@@ -231,18 +231,20 @@ def summary_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def crop_box(teacher: np.ndarray, side: int = CROP) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) of the side x side window where the teacher has the most detail."""
-    height, width = teacher.shape[:2]
+def crop_box(image: np.ndarray, side: int = CROP, flattest: bool = False) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the side x side window where `image` has the most detail (or, with
+    `flattest`, the least: where the teacher's grain shows on a flat photo)."""
+    height, width = image.shape[:2]
     side_h, side_w = min(side, height), min(side, width)
-    detail = np.abs(np.diff(teacher.mean(axis=2), axis=1))
+    detail = np.abs(np.diff(image.mean(axis=2), axis=1))
     step = max(side // 2, 1)
-    best, box = -1.0, (0, 0)
+    sign = -1.0 if flattest else 1.0
+    best, box = -np.inf, (0, 0)
     for top in range(0, max(height - side_h, 0) + 1, step):
         for left in range(0, max(width - side_w, 0) + 1, step):
-            energy = float(detail[top : top + side_h, left : left + side_w - 1].sum())
-            if energy > best:
-                best, box = energy, (top, left)
+            score = sign * float(detail[top : top + side_h, left : left + side_w - 1].sum())
+            if score > best:
+                best, box = score, (top, left)
     return box[0], box[1], box[0] + side_h, box[1] + side_w
 
 
@@ -254,12 +256,17 @@ def render_crops_html(report: dict[str, Any], pictures: dict[str, list[np.ndarra
 
     crops = []
     for index, name in enumerate(report["images"]):
-        top, left, bottom, right = crop_box(pictures["teacher"][index])
-        cells = [
-            (label, png_base64(to_uint8(images[index][top:bottom, left:right])))
-            for label, images in pictures.items()
-        ]
-        crops.append({"name": name, "size": report["sizes"][name], "box": [top, left], "cells": cells})
+        boxes = {
+            "the teacher's most detailed window": crop_box(pictures["teacher"][index]),
+            "the photo's flattest window (grain)": crop_box(pictures["input"][index], flattest=True),
+        }
+        for where, (top, left, bottom, right) in boxes.items():
+            cells = [
+                (label, png_base64(to_uint8(images[index][top:bottom, left:right])))
+                for label, images in pictures.items()
+            ]
+            size = report["sizes"][name]
+            crops.append({"name": name, "size": size, "box": [top, left], "where": where, "cells": cells})
     return Template(_HTML, autoescape=True).render(report=report, crops=crops)
 
 
@@ -283,7 +290,7 @@ _HTML = """<!doctype html>
 {% else %}<td colspan="5"></td>{% endif %}<td>{{ row.status }}</td></tr>{% endfor %}
 </table>
 {% for crop in crops %}
-<h2>{{ crop.name }} ({{ crop.size[1] }}×{{ crop.size[0] }}; crop at row {{ crop.box[0] }}, column {{ crop.box[1] }}, 1:1)</h2>
+<h2>{{ crop.name }} ({{ crop.size[1] }}×{{ crop.size[0] }}; {{ crop.where }}: row {{ crop.box[0] }}, column {{ crop.box[1] }}, 1:1)</h2>
 <div class="row">{% for label, png in crop.cells %}
 <div class="cell"><img src="data:image/jpeg;base64,{{ png }}" alt="{{ label }}">{{ label }}</div>{% endfor %}</div>
 {% endfor %}

@@ -37,6 +37,9 @@ def test_crop_box_finds_the_detailed_window():
     top, left, bottom, right = crop_box(image, 128)
     assert (bottom - top, right - left) == (128, 128)
     assert top <= 150 and bottom >= 250 - 64 and left <= 300 and right >= 400 - 64
+    image[:] = np.random.default_rng(2).uniform(-1, 1, image.shape)
+    image[0:128, 128:256] = 0.3  # the only flat window
+    assert crop_box(image, 128, flattest=True) == (0, 128, 128, 256)
 
 
 def test_full_resolution_eval_caches_the_teacher_and_writes_crops(artifacts_dir, tmp_path, monkeypatch):
@@ -62,4 +65,5 @@ def test_full_resolution_eval_caches_the_teacher_and_writes_crops(artifacts_dir,
     assert {"psnr_db", "ssim", "gain_db", "grade_de2000", "texture_swd", "detail_ratio"} <= set(scores)
     assert row["fidelity_vs_teacher"]["detail_ratio"]["min"] > 0
     html = (tmp_path / "first" / "report.html").read_text()
-    assert html.count("<img") == 2 * (2 + sum(1 for r in first["artifacts"] if r.get("fidelity_vs_teacher")))
+    shown = 2 + sum(1 for r in first["artifacts"] if r.get("fidelity_vs_teacher"))  # input, teacher, artifacts
+    assert html.count("<img") == 2 * 2 * shown  # two photos, two windows each (most detailed, flattest)
