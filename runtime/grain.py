@@ -158,26 +158,34 @@ def _gradient_per_variance(model: GrainModel) -> float:
     return float(across / np.mean(pattern**2))
 
 
-def _block_sums(values: np.ndarray) -> np.ndarray:
-    """(ceil(rows / DETAIL_BLOCK), ceil(W / DETAIL_BLOCK)) sums of DETAIL_BLOCK² blocks (the last ones partial)."""
+def _block_means(values: np.ndarray, block_rows: int, block_columns: int, blocks: tuple[int, int]):
+    """float32 `blocks`-shaped means of `values` over blocks of block_rows x block_columns (the last ones
+    partial; blocks with no values repeat their neighbour's)."""
     rows, width = values.shape
-    by_rows = np.add.reduceat(values, np.arange(0, rows, DETAIL_BLOCK), axis=0)
-    return np.add.reduceat(by_rows, np.arange(0, width, DETAIL_BLOCK), axis=1)
+    if rows == 0 or width == 0:
+        return np.zeros(blocks, np.float32)
+    row_starts, column_starts = np.arange(0, rows, block_rows), np.arange(0, width, block_columns)
+    sums = np.add.reduceat(np.add.reduceat(values, row_starts, axis=0), column_starts, axis=1)
+    counts = np.outer(np.diff(row_starts, append=rows), np.diff(column_starts, append=width))
+    means = (sums / counts).astype(np.float32)
+    return np.pad(means, [(0, blocks[0] - means.shape[0]), (0, blocks[1] - means.shape[1])], mode="edge")
 
 
-def _block_amplitude(pixels: np.ndarray, below: np.ndarray | None, table: np.ndarray, per_variance: float):
+def _block_amplitude(pixels: np.ndarray, table: np.ndarray, per_variance: float) -> np.ndarray:
     """float32 per-block grain std: the table's variance at the block's mean luminance, less the block's own
-    detail (gradient energy of its luminance, as grain variance), floored at 0."""
+    detail (gradient energy of its luminance, as grain variance), floored at 0. The detail is sampled on
+    every other row (horizontal differences) and column (vertical ones); only the strip's pixels are read,
+    so strips can be written in place in any order."""
     rows, width = pixels.shape[:2]
-    luma = _luma(pixels if below is None else np.concatenate([pixels, below[None]]))
-    energy = np.zeros((rows, width), np.float32)
-    energy[:, :-1] = np.square(np.diff(luma[:rows], axis=1))
-    vertical = np.square(np.diff(luma, axis=0))
-    energy[: vertical.shape[0]] += vertical
-    counts = _block_sums(np.ones((rows, width), np.float32))
-    mean_luma = _block_sums(luma[:rows]) / counts
+    blocks = (-(-rows // DETAIL_BLOCK), -(-width // DETAIL_BLOCK))
+    half = DETAIL_BLOCK // 2
+    luma = _luma(pixels)
+    across = np.square(np.diff(luma[::2], axis=1))  # (rows / 2, W - 1)
+    down = np.square(np.diff(luma[:, ::2], axis=0))  # (rows - 1, W / 2)
+    energy = _block_means(across, half, DETAIL_BLOCK, blocks) + _block_means(down, DETAIL_BLOCK, half, blocks)
+    mean_luma = _block_means(luma[::2, ::2], half, half, blocks)
     variance = table[np.clip(np.rint(mean_luma), 0, 255).astype(np.intp)]
-    variance -= _block_sums(energy) / counts / per_variance
+    variance -= energy / per_variance
     return np.sqrt(np.maximum(variance, 0))
 
 
@@ -187,23 +195,27 @@ def _add_strips(image, model, table, output, starts) -> None:
     for top in starts:
         bottom = min(height, top + STRIP_ROWS)
         pixels = image[top:bottom]
-        blocks = _block_amplitude(pixels, image[bottom] if bottom < height else None, table, per_variance)
+        blocks = _block_amplitude(pixels, table, per_variance)
         amplitude = np.repeat(np.repeat(blocks, DETAIL_BLOCK, axis=0), DETAIL_BLOCK, axis=1)
         values = grain_pattern(model, top, bottom - top, width)
         values *= amplitude[: bottom - top, :width, None]
         values += pixels
+        values += 0.5  # then truncation rounds to nearest
         np.clip(values, 0, 255, out=values)
-        output[top:bottom] = np.rint(values)
+        output[top:bottom] = values
 
 
-def add_grain(image: np.ndarray, model: GrainModel, strength: float = 1.0, workers: int = 1) -> np.ndarray:
-    """uint8 (H, W, 3) -> uint8 (H, W, 3) with the model's grain (strength x its std) added; 0 returns image."""
+def add_grain(
+    image: np.ndarray, model: GrainModel, strength: float = 1.0, workers: int = 1, in_place: bool = False
+) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (H, W, 3) with the model's grain (strength x its std) added; 0 returns image.
+    in_place: write into `image` (no second full-size array: a 12 MP photo is 36 MB)."""
     if strength < 0:
         raise ValueError(f"grain strength must be >= 0, got {strength}")
     if strength == 0:
         return image
     table = model.variance_table(strength)
-    output = np.empty_like(image)
+    output = image if in_place else np.empty_like(image)
     starts = list(range(0, image.shape[0], STRIP_ROWS))
     if workers <= 1 or len(starts) < 2:
         _add_strips(image, model, table, output, starts)

@@ -367,7 +367,7 @@ class Session:
         strength = self.grain if grain is None else grain
         if self.grain_model is None or strength == 0:
             return result
-        return add_grain(result, self.grain_model, strength, workers=self.workers)
+        return add_grain(result, self.grain_model, strength, workers=self.workers, in_place=True)
 
     def run_working(self, work: np.ndarray, thumbnail: np.ndarray | None) -> np.ndarray:
         """The model alone: uint8 (h, w, 3) at a size this file takes (a working size) -> its uint8 output.

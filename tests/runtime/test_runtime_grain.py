@@ -29,6 +29,8 @@ def test_grain_has_the_models_std_by_luminance_and_the_same_bytes_on_any_threads
     one = add_grain(photo, model)
     assert np.array_equal(one, add_grain(photo, model, workers=3))
     assert np.array_equal(one, add_grain(photo, model))  # seeded: same photo, same bytes
+    in_place = photo.copy()
+    assert add_grain(in_place, model, workers=3, in_place=True) is in_place and np.array_equal(in_place, one)
     assert add_grain(photo, model, 0.0) is photo
     assert not np.array_equal(one, add_grain(photo, GrainModel(**{**model.to_json(), "seed": 1})))
     # the pattern depends on the position only: a crop's pattern is the whole image's there
