@@ -56,6 +56,7 @@ student: install
 	$(BIN)/pocketgan distill --config recipes/vintage.toml --out runs/vintage-student \
 		$(if $(wildcard runs/vintage-student/last.pt),--resume,)
 	$(BIN)/python -m pocketgan.distill.ship runs/vintage-student pocketgan/zoo/vintage-mobile
+	$(BIN)/python -m pocketgan.distill.grain --resolution 1280 --out pocketgan/zoo/vintage-mobile/grain.json
 
 lint: install
 	$(BIN)/ruff check .
