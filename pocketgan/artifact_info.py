@@ -60,11 +60,26 @@ def describe_artifact(path: str | Path) -> dict[str, Any]:
         "ops": graph["ops"],
         "op_kinds": graph["op_kinds"],
         "parity": manifest.get("parity") or "unknown: no manifest",
+        "grain": _grain_summary(manifest.get("grain")),
         "source": {k: source.get(k) for k in ("kind", "student", "checkpoint", "checkpoint_sha256")}
         if source
         else None,
         **graph.get("extra", {}),
     }
+
+
+def _grain_summary(grain: dict[str, Any] | None) -> str:
+    """One line on the teacher's grain `Session.run` adds (runtime/grain.py), or that there is none."""
+    if not grain:
+        return "none (Session.run adds no grain)"
+    fitted = grain.get("fitted_on") or {}
+    where = (
+        f", fitted on {len(fitted['photos'])} {fitted.get('split', '')} photos" if "photos" in fitted else ""
+    )
+    return (
+        f"std {min(grain['std_levels']):.1f}-{max(grain['std_levels']):.1f} levels by luminance{where}; "
+        "added to photos by Session.run (run --grain 0: none)"
+    )
 
 
 def _tensors(found: list[dict[str, Any]], declared: dict[str, Any] | None) -> list[dict[str, Any]]:

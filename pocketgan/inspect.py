@@ -163,6 +163,7 @@ def _print_artifact(info: dict[str, Any]) -> None:
             else parity,
         ),
     ]
+    rows.append(("grain", info["grain"]))
     for key, value in rows:
         click.echo(f"{key:<10} {value}")
     if "npu" in info:

@@ -123,6 +123,11 @@ def test_session_adds_the_manifests_grain_to_photos_only(context_onnx, tmp_path)
     assert np.array_equal(ClipModel(grained, smoothing=0.0)(photo), without)
     with pytest.raises(Exception, match="grain"):
         runtime.load(context_onnx, grain=-1.0)
+    # `pocketgan inspect` says whether an artifact carries grain
+    from pocketgan.artifact_info import describe_artifact
+
+    assert describe_artifact(grained.path)["grain"].startswith("std 3.0-3.0 levels")
+    assert describe_artifact(context_onnx)["grain"].startswith("none")
 
 
 def test_export_takes_the_grain_beside_the_checkpoint_a_named_file_or_none(tmp_path):
