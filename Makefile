@@ -56,7 +56,10 @@ student: install
 	$(BIN)/pocketgan distill --config recipes/vintage.toml --out runs/vintage-student \
 		$(if $(wildcard runs/vintage-student/last.pt),--resume,)
 	$(BIN)/python -m pocketgan.distill.ship runs/vintage-student pocketgan/zoo/vintage-mobile
-	$(BIN)/python -m pocketgan.distill.grain --resolution 1280 --out pocketgan/zoo/vintage-mobile/grain.json
+	$(BIN)/pocketgan export pocketgan/zoo/vintage-mobile/student.pt --format onnx --precision fp32 --grain none \
+		--out build/grain-fit
+	$(BIN)/python -m pocketgan.distill.grain --resolution 1280 --artifact build/grain-fit/student.fp32.onnx \
+		--out pocketgan/zoo/vintage-mobile/grain.json
 
 lint: install
 	$(BIN)/ruff check .

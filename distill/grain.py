@@ -7,7 +7,14 @@ residual (output minus a Gaussian blur, sigma 2) gives the spectrum (-> kernel),
 (-> colour matrix) and the standard deviation by luminance (-> std table). Validation and test photos are
 never read here.
 
-Example: python -m pocketgan.distill.grain --resolution 1280 --out pocketgan/zoo/vintage-mobile/grain.json
+With `--artifact` (the student's export), a second table is fitted against the student's own outputs
+(`Session.run` without grain) on the same photos: per 16x16 block of the output, binned by its mean
+luminance and its own detail, the teacher's extra detail there on average (as grain variance; none where
+the teacher has less). The runtime then uses it instead of "flat-patch std less the block's detail": the
+teacher's grain also shows on moderately detailed areas, which the subtraction rule left bare.
+
+Example: python -m pocketgan.distill.grain --resolution 1280 --artifact dist/student.fp32.onnx \
+             --out pocketgan/zoo/vintage-mobile/grain.json
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +30,17 @@ from scipy.ndimage import gaussian_filter
 
 from pocketgan.images import to_float
 from pocketgan.manifest import atomic_write_json, now_iso
-from pocketgan.runtime.grain import GrainModel
+from pocketgan.runtime.grain import LUMA_BIN, STRIP_ROWS, GrainModel, block_statistics, gradient_per_variance
 
 PATCH = 32
 FLAT_ENERGY = 2e-4  # mean squared high-pass of the photo's patch (values in [-1, 1]): ~1.8 levels rms
 BLUR_SIGMA = 2.0
 KERNEL_SIDE = 15
-LUMA_BIN = 16  # levels per luminance bin of the std table
 MIN_PATCHES = 20  # a luminance bin with fewer flat patches is interpolated from its neighbours
+# Block detail bins of the deficit table (runtime.grain.block_statistics units: squared levels); the last
+# edge stands for "any more".
+DETAIL_EDGES = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 1e9)
+MIN_BLOCKS = 10  # a (luminance, detail) bin with fewer blocks gets no grain
 
 
 def _patches(image: np.ndarray) -> np.ndarray:
@@ -89,6 +100,40 @@ def fit_grain(pairs: Sequence[tuple[np.ndarray, np.ndarray]], seed: int = 0) -> 
     )
 
 
+def _statistics(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean luminance, detail) of every block, strip by strip exactly as the runtime sees them."""
+    stats = [block_statistics(image[top : top + STRIP_ROWS]) for top in range(0, image.shape[0], STRIP_ROWS)]
+    return np.concatenate([m.ravel() for m, _ in stats]), np.concatenate([d.ravel() for _, d in stats])
+
+
+def fit_deficit(model: GrainModel, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> GrainModel:
+    """`model` with a deficit table: for each (mean luminance, detail) bin of a student's output blocks, the
+    grain std that makes up the teacher's extra detail there on average (teacher's block detail minus the
+    output's, as grain variance; none where the teacher has less). pairs: (teacher output float in [-1, 1],
+    the student's uint8 output, as `Session.run(grain=0)` gives it) at the same size."""
+    rows, columns = 256 // LUMA_BIN, len(DETAIL_EDGES) - 1
+    totals, counts = np.zeros((rows, columns)), np.zeros((rows, columns))
+    for teacher, output in pairs:
+        luma, detail = _statistics(output)
+        _, teacher_detail = _statistics((teacher + 1.0) * 127.5)
+        row = np.clip(np.rint(luma).astype(int) // LUMA_BIN, 0, rows - 1)
+        column = np.searchsorted(np.asarray(DETAIL_EDGES[1:-1]), detail, side="right")
+        np.add.at(totals, (row, column), teacher_detail - detail)
+        np.add.at(counts, (row, column), 1)
+    known = counts >= MIN_BLOCKS
+    deficit = np.zeros((rows, columns))
+    for row in np.flatnonzero(known.any(axis=1)):  # bins with too few blocks: interpolated along the row
+        seen = np.flatnonzero(known[row])
+        deficit[row] = np.interp(np.arange(columns), seen, totals[row, seen] / counts[row, seen])
+    std = np.sqrt(deficit.clip(0) / gradient_per_variance(model))
+    return replace(
+        model,
+        detail_edges=DETAIL_EDGES,
+        deficit_std=tuple(tuple(round(float(v), 3) for v in row) for row in std),
+        fitted_on={**model.fitted_on, "deficit_blocks": int(counts.sum())},
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     from pocketgan.config import DEFAULT_TEACHER
     from pocketgan.data.photos import training_photos
@@ -99,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--resolution", type=int, default=1280, help="long side the teacher runs at")
     parser.add_argument("--teacher", default=DEFAULT_TEACHER)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--artifact",
+        help="the student's artifact (e.g. its fp32 ONNX): also fit the deficit table against its outputs",
+    )
     parser.add_argument("--out", required=True, help="grain JSON to write")
     args = parser.parse_args(argv)
     named = [(n, resize(i, scaled_size(i.shape[:2], args.resolution))) for n, i in training_photos()]
@@ -106,6 +155,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = FullResConfig(artifacts="", resolution=args.resolution, teacher=args.teacher)
     teachers, section = teacher_outputs(config, images)
     model = fit_grain(list(zip(images, teachers, strict=True)), seed=args.seed)
+    if args.artifact:
+        from pocketgan import runtime
+
+        with runtime.load(args.artifact, grain=0.0) as session:
+            outputs = [session.run(image) for image in images]
+        model = fit_deficit(model, list(zip(teachers, outputs, strict=True)))
+        model.fitted_on["deficit_artifact"] = {"name": Path(args.artifact).name, "sha256": session.sha256}
     data = model.to_json()
     data["fitted_on"] |= {
         "photos": [name for name, _ in named],

@@ -13,12 +13,15 @@ photos (`pocketgan.distill.grain`):
 - `colour`: a 3x3 mixing matrix giving its channel correlation (mostly luminance grain, some colour);
 - `luma_levels`/`std_levels`: its standard deviation, in pixel levels, by output luminance (piecewise linear).
 
-`add_grain` adds `sqrt(max(0, (strength x std(luminance))² - detail)) x pattern` to a uint8 image, per 16x16
-block: `luminance` its mean, `detail` the gradient energy of its luminance expressed as grain variance: flat areas get
-the teacher's grain, areas that already carry that much fine detail get none (the teacher's grain does
-not show there either, and uncorrelated noise on detail only costs fidelity). The pattern is a seeded template
-tiled in 64x64 blocks at seeded offsets: it depends only on the pixel position, so the same photo gives the
-same bytes, in row strips (bounded memory) and on any number of threads.
+`add_grain` adds `sqrt(max(0, (strength x std(luminance))² - detail)) x pattern` to a uint8 image, per
+16x16 block: `luminance` its mean, `detail` the gradient energy of its luminance expressed as grain
+variance: flat areas get the teacher's grain, areas that already carry that much fine detail get none
+(uncorrelated noise on detail only costs fidelity). A model fitted against a student's own outputs
+(`--artifact` in pocketgan.distill.grain; the zoo student's is) carries a deficit table instead: the std
+by the block's mean luminance and detail, measured as the teacher's extra detail over that student's on
+training photos, which puts grain on moderately detailed areas too (strength scales it). The pattern is a
+seeded template tiled in 64x64 blocks at seeded offsets: it depends only on the pixel position, so the
+same photo gives the same bytes, in row strips (bounded memory) and on any number of threads.
 
 Example: python -c "import numpy as np; from pocketgan.runtime.grain import GrainModel, add_grain;
   g = GrainModel.unit(); print(add_grain(np.full((64, 64, 3), 128, np.uint8), g).std())"
@@ -37,6 +40,7 @@ from pocketgan.errors import ModelLoadError
 TEMPLATE_SIDE = 256  # side of the seeded grain template (pixels)
 BLOCK = 64  # the template is laid down in blocks of this side, each at its own seeded offset
 STRIP_ROWS = BLOCK
+LUMA_BIN = 16  # levels per luminance row of deficit_std
 DETAIL_BLOCK = 16  # side of the blocks whose own detail is subtracted from the grain (divides BLOCK)
 
 
@@ -50,6 +54,11 @@ class GrainModel:
     std_levels: tuple[float, ...]  # grain standard deviation (pixel levels) at each luma_levels
     seed: int = 0
     fitted_on: dict[str, Any] = field(default_factory=dict, compare=False)  # provenance of the fit
+    # Optional, fitted against a student's outputs: grain std (levels) by the block's mean luminance (rows:
+    # LUMA_BIN-level bins) and its own detail (columns: bins between detail_edges); replaces the table and
+    # the subtraction rule (module docstring) when present.
+    detail_edges: tuple[float, ...] = ()
+    deficit_std: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self):
         kernel = np.asarray(self.kernel, np.float64)
@@ -62,6 +71,16 @@ class GrainModel:
             raise ModelLoadError("grain luma_levels must increase and match std_levels in length (>= 2)")
         if min(self.std_levels) < 0:
             raise ModelLoadError("grain std_levels must be non-negative")
+        if self.deficit_std:
+            deficit = np.asarray(self.deficit_std, np.float64)
+            edges = np.asarray(self.detail_edges, np.float64)
+            if deficit.shape != (256 // LUMA_BIN, len(edges) - 1) or np.any(np.diff(edges) <= 0):
+                raise ModelLoadError(
+                    f"grain deficit_std must be {256 // LUMA_BIN} x (len(detail_edges) - 1) with increasing "
+                    f"edges, got {deficit.shape} and {len(edges)} edges"
+                )
+            if deficit.min() < 0:
+                raise ModelLoadError("grain deficit_std must be non-negative")
 
     @classmethod
     def unit(cls, std: float = 4.0, seed: int = 0) -> GrainModel:
@@ -81,6 +100,8 @@ class GrainModel:
                 std_levels=tuple(float(v) for v in data["std_levels"]),
                 seed=int(data.get("seed", 0)),
                 fitted_on=dict(data.get("fitted_on", {})),
+                detail_edges=tuple(float(v) for v in data.get("detail_edges", ())),
+                deficit_std=tuple(tuple(float(v) for v in row) for row in data.get("deficit_std", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelLoadError(f"unreadable grain section: {exc}") from exc
@@ -149,7 +170,7 @@ def _luma(pixels: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _gradient_per_variance(model: GrainModel) -> float:
+def gradient_per_variance(model: GrainModel) -> float:
     """Gradient energy of the pattern's luminance (mean squared neighbour difference, both directions) per
     unit of its variance: turns an image's detail into the grain variance that would give as much."""
     pattern = _template(model)
@@ -171,31 +192,42 @@ def _block_means(values: np.ndarray, block_rows: int, block_columns: int, blocks
     return np.pad(means, [(0, blocks[0] - means.shape[0]), (0, blocks[1] - means.shape[1])], mode="edge")
 
 
-def _block_amplitude(pixels: np.ndarray, table: np.ndarray, per_variance: float) -> np.ndarray:
-    """float32 per-block grain std: the table's variance at the block's mean luminance, less the block's own
-    detail (gradient energy of its luminance, as grain variance), floored at 0. The detail is sampled on
-    every other row (horizontal differences) and column (vertical ones); only the strip's pixels are read,
-    so strips can be written in place in any order."""
+def block_statistics(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean luminance, detail) of each DETAIL_BLOCK² block of a strip of uint8 (or float levels) RGB, float32:
+    detail is the mean gradient energy of the luminance (squared neighbour differences, both directions),
+    sampled on every other row (horizontal differences) and column (vertical ones). Only the strip's own
+    pixels are read, so strips can be written in place in any order."""
     rows, width = pixels.shape[:2]
     blocks = (-(-rows // DETAIL_BLOCK), -(-width // DETAIL_BLOCK))
     half = DETAIL_BLOCK // 2
     luma = _luma(pixels)
     across = np.square(np.diff(luma[::2], axis=1))  # (rows / 2, W - 1)
     down = np.square(np.diff(luma[:, ::2], axis=0))  # (rows - 1, W / 2)
-    energy = _block_means(across, half, DETAIL_BLOCK, blocks) + _block_means(down, DETAIL_BLOCK, half, blocks)
-    mean_luma = _block_means(luma[::2, ::2], half, half, blocks)
-    variance = table[np.clip(np.rint(mean_luma), 0, 255).astype(np.intp)]
-    variance -= energy / per_variance
+    detail = _block_means(across, half, DETAIL_BLOCK, blocks) + _block_means(down, DETAIL_BLOCK, half, blocks)
+    return _block_means(luma[::2, ::2], half, half, blocks), detail
+
+
+def _block_amplitude(pixels: np.ndarray, model: GrainModel, table: np.ndarray, strength: float) -> np.ndarray:
+    """float32 per-block grain std. With a deficit table: its entry for the block's mean luminance and
+    detail. Without: the table's variance at the block's mean luminance less the block's own detail (as
+    grain variance), floored at 0."""
+    mean_luma, detail = block_statistics(pixels)
+    luma_index = np.clip(np.rint(mean_luma), 0, 255).astype(np.intp)
+    if model.deficit_std:
+        columns = np.searchsorted(np.asarray(model.detail_edges[1:-1], np.float32), detail, side="right")
+        deficit = np.asarray(model.deficit_std, np.float32)
+        return deficit[luma_index // LUMA_BIN, columns] * np.float32(strength)
+    variance = table[luma_index]
+    variance -= detail / gradient_per_variance(model)
     return np.sqrt(np.maximum(variance, 0))
 
 
-def _add_strips(image, model, table, output, starts) -> None:
+def _add_strips(image, model, table, strength, output, starts) -> None:
     height, width = image.shape[:2]
-    per_variance = _gradient_per_variance(model)
     for top in starts:
         bottom = min(height, top + STRIP_ROWS)
         pixels = image[top:bottom]
-        blocks = _block_amplitude(pixels, table, per_variance)
+        blocks = _block_amplitude(pixels, model, table, strength)
         amplitude = np.repeat(np.repeat(blocks, DETAIL_BLOCK, axis=0), DETAIL_BLOCK, axis=1)
         values = grain_pattern(model, top, bottom - top, width)
         values *= amplitude[: bottom - top, :width, None]
@@ -218,13 +250,14 @@ def add_grain(
     output = image if in_place else np.empty_like(image)
     starts = list(range(0, image.shape[0], STRIP_ROWS))
     if workers <= 1 or len(starts) < 2:
-        _add_strips(image, model, table, output, starts)
+        _add_strips(image, model, table, strength, output, starts)
         return output
     from concurrent.futures import ThreadPoolExecutor
 
     share = -(-len(starts) // workers)
     parts = [starts[i : i + share] for i in range(0, len(starts), share)]
     with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="pocketgan-grain") as pool:
-        for future in [pool.submit(_add_strips, image, model, table, output, part) for part in parts]:
+        done = [pool.submit(_add_strips, image, model, table, strength, output, part) for part in parts]
+        for future in done:
             future.result()
     return output

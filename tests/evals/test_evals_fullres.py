@@ -65,5 +65,6 @@ def test_full_resolution_eval_caches_the_teacher_and_writes_crops(artifacts_dir,
     assert {"psnr_db", "ssim", "gain_db", "grade_de2000", "texture_swd", "detail_ratio"} <= set(scores)
     assert row["fidelity_vs_teacher"]["detail_ratio"]["min"] > 0
     html = (tmp_path / "first" / "report.html").read_text()
-    shown = 2 + sum(1 for r in first["artifacts"] if r.get("fidelity_vs_teacher"))  # input, teacher, artifacts
+    # input, teacher and each scored artifact
+    shown = 2 + sum(1 for r in first["artifacts"] if r.get("fidelity_vs_teacher"))
     assert html.count("<img") == 2 * 2 * shown  # two photos, two windows each (most detailed, flattest)

@@ -8,7 +8,7 @@ from runtime_testkit import copy_model
 
 from pocketgan import runtime
 from pocketgan.data import heldout_images
-from pocketgan.distill.grain import fit_grain
+from pocketgan.distill.grain import DETAIL_EDGES, fit_deficit, fit_grain
 from pocketgan.errors import ModelLoadError
 from pocketgan.images import resize, to_float
 from pocketgan.runtime.grain import GrainModel, add_grain, grain_pattern
@@ -100,6 +100,36 @@ def test_fit_recovers_known_grain_from_flat_photos_and_ignores_their_detail():
         fit_grain([(pairs[0][0][:, 128:], pairs[0][1][:, 128:])])
 
 
+def test_deficit_table_fits_the_teachers_extra_detail_by_luminance_and_detail():
+    rng = np.random.default_rng(3)
+    base = GrainModel.unit(std=1.0)
+    pairs = []
+    for level in (60, 180):
+        output = np.full((256, 256, 3), level, np.uint8)
+        output[:, 128:] = np.clip(
+            rng.normal(level, 12, (256, 128, 1)), 0, 255
+        )  # detailed half, luminance noise
+        extra = rng.normal(0, 2.0 if level == 60 else 5.0, (256, 256, 1))  # the teacher's grain on top
+        teacher = (output.astype(np.float64) + extra) / 127.5 - 1.0
+        teacher[:, 128:] = output[:, 128:] / 127.5 - 1.0  # where detailed, the teacher adds nothing
+        pairs.append((teacher, output))
+    model = fit_deficit(base, pairs)
+    table = np.asarray(model.deficit_std)
+    assert model.detail_edges == DETAIL_EDGES and table.shape == (16, len(DETAIL_EDGES) - 1)
+    # white grain of std s adds 4 s² of luminance detail (2 s² per direction), and the unit pattern has 4
+    # per unit variance: the table gives s back
+    flat_dark, flat_bright = table[60 // 16, 0], table[180 // 16, 0]
+    assert abs(flat_dark - 2.0) < 0.3 and abs(flat_bright - 5.0) < 0.5, table
+    detailed = np.searchsorted(np.asarray(DETAIL_EDGES[1:-1]), 4 * 12.0**2, side="right")
+    assert table[60 // 16, detailed] < 0.5 and table[180 // 16, detailed] < 0.5
+    # the runtime uses the table: flat grey gets its entry, the detailed half nothing
+    image = pairs[1][1].copy()
+    change = add_grain(image, model).astype(float) - image
+    assert abs(change[:, :112].std() - flat_bright) < 0.4 and np.abs(change[:, 144:]).mean() < 0.6
+    with pytest.raises(ModelLoadError, match="deficit_std"):
+        GrainModel.from_json({**model.to_json(), "deficit_std": [[1.0]]})
+
+
 def _with_grain(model_path, directory, grain):
     copy = copy_model(model_path, directory)
     manifest = json.loads((model_path.parent / (model_path.name + ".manifest.json")).read_text())
@@ -160,3 +190,4 @@ def test_export_takes_the_grain_beside_the_checkpoint_a_named_file_or_none(tmp_p
     shipped = json.loads((SHIPPED_STUDENT.parent / "grain.json").read_text())
     assert GrainModel.from_json(shipped).std_levels and shipped["fitted_on"]["split"] == "train"
     assert set(shipped["fitted_on"]["photos"]) <= {photo.name for photo in split_photos("train")}
+    assert GrainModel.from_json(shipped).deficit_std and shipped["fitted_on"]["deficit_artifact"]["sha256"]
