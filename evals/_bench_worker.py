@@ -41,9 +41,9 @@ def _peak_rss_mb() -> float:
 def measure(path: str, threads: int, warmup: int, iterations: int, backend: str | None, size: int) -> dict:
     """Load time, first run, then `iterations` timed runs after `warmup` untimed ones.
 
-    A run is the engine on the artifact-native input (`Session.run_array`), as on-device benchmarks time an
-    invoke: image pre/post-processing is not the artifact's cost (tests/runtime/runtime_overhead_bench.py
-    measures that).
+    A run is the engine on the artifact-native inputs (`Session.run_arrays`: the image, and the context
+    thumbnail of a two-input artifact), as on-device benchmarks time an invoke: image pre/post-processing
+    is not the artifact's cost (tests/runtime/runtime_overhead_bench.py measures that).
     """
     rss_before = _rss_mb("VmRSS")
     start = time.perf_counter()
@@ -51,16 +51,16 @@ def measure(path: str, threads: int, warmup: int, iterations: int, backend: str 
     load_ms = (time.perf_counter() - start) * 1e3
     height, width = session.size or (size, size)
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    x = session.native_input(image)
+    arrays = session.native_inputs(image)
     start = time.perf_counter()
-    session.run_array(x)
+    session.run_arrays(arrays)
     first_run_ms = (time.perf_counter() - start) * 1e3
     for _ in range(warmup):
-        session.run_array(x)
+        session.run_arrays(arrays)
     times = np.empty(iterations)
     for i in range(iterations):
         start = time.perf_counter()
-        session.run_array(x)
+        session.run_arrays(arrays)
         times[i] = (time.perf_counter() - start) * 1e3
     return {
         "backend": session.backend,

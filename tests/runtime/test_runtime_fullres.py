@@ -181,3 +181,13 @@ def test_a_per_size_export_runs_each_photo_with_the_file_of_its_nearest_size(tmp
     assert (
         runtime.load(tmp_path / "tiny.fp32.onnx").size_files == {}
     )  # another checkpoint's file: not a sibling
+
+
+def test_bench_times_a_two_input_artifact_with_its_context(context_onnx):
+    """eval/demo latency runs the engine on every native input: a context artifact fed only its image failed
+    ("Required inputs (['context']) are missing") and its row had no latency."""
+    from pocketgan.evals._bench_worker import measure
+
+    result = measure(str(context_onnx), threads=1, warmup=0, iterations=3, backend=None, size=64)
+    assert result["input_size"] == [64, 64] and len(result["times_ms"]) == 3
+    assert all(t > 0 for t in result["times_ms"])
