@@ -30,7 +30,14 @@ from scipy.ndimage import gaussian_filter
 
 from pocketgan.images import to_float
 from pocketgan.manifest import atomic_write_json, now_iso
-from pocketgan.runtime.grain import LUMA_BIN, STRIP_ROWS, GrainModel, block_statistics, gradient_per_variance
+from pocketgan.runtime.grain import (
+    LUMA_BIN,
+    STRIP_ROWS,
+    GrainModel,
+    block_statistics,
+    gradient_per_variance,
+    luminance,
+)
 
 PATCH = 32
 FLAT_ENERGY = 2e-4  # mean squared high-pass of the photo's patch (values in [-1, 1]): ~1.8 levels rms
@@ -59,8 +66,7 @@ def flat_residuals(photo: np.ndarray, teacher: np.ndarray) -> tuple[np.ndarray, 
     photo_patches = _patches(_high_pass(to_float(photo)))
     flat = np.mean(photo_patches**2, axis=(1, 2, 3)) < FLAT_ENERGY
     residual = _patches(_high_pass(teacher))[flat] * 127.5
-    levels = (teacher + 1.0) * 127.5
-    luma = (levels[..., 0] + 2 * levels[..., 1] + levels[..., 2]) / 4
+    luma = luminance((teacher + 1.0) * 127.5)
     return residual, _patches(luma[..., None])[flat].mean(axis=(1, 2, 3))
 
 

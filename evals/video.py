@@ -18,7 +18,6 @@ import hashlib
 import io
 import logging
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +87,7 @@ def artifact_video_row(session, clips: list[dict[str, Any]]) -> tuple[dict[str, 
 
     per_clip, preview = [], []
     for clip in clips:
-        plain, fps = _run_clip(partial(session.run, grain=0.0), clip["frames"])  # frames get no grain
+        plain, fps = _run_clip(ClipModel(session, smoothing=0.0), clip["frames"])  # per frame
         smoothed, _ = _run_clip(ClipModel(session), clip["frames"])
         per_clip.append(
             {

@@ -30,12 +30,13 @@ Example: python -c "import numpy as np; from pocketgan.runtime.grain import Grai
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
 
 from pocketgan.errors import ModelLoadError
+from pocketgan.runtime.working import run_strips
 
 TEMPLATE_SIDE = 256  # side of the seeded grain template (pixels)
 BLOCK = 64  # the template is laid down in blocks of this side, each at its own seeded offset
@@ -159,7 +160,7 @@ def grain_pattern(model: GrainModel, top: int, rows: int, width: int) -> np.ndar
     return out
 
 
-def _luma(pixels: np.ndarray) -> np.ndarray:
+def luminance(pixels: np.ndarray) -> np.ndarray:
     """float32 (rows, W): (R + 2G + B) / 4, the luminance the std table is indexed by."""
     total = pixels[..., 1].astype(np.float32)
     total *= 2
@@ -174,7 +175,7 @@ def gradient_per_variance(model: GrainModel) -> float:
     """Gradient energy of the pattern's luminance (mean squared neighbour difference, both directions) per
     unit of its variance: turns an image's detail into the grain variance that would give as much."""
     pattern = _template(model)
-    luma = _luma(pattern)
+    luma = luminance(pattern)
     across = np.mean(np.diff(luma, axis=1) ** 2) + np.mean(np.diff(luma, axis=0) ** 2)
     return float(across / np.mean(pattern**2))
 
@@ -200,7 +201,7 @@ def block_statistics(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows, width = pixels.shape[:2]
     blocks = (-(-rows // DETAIL_BLOCK), -(-width // DETAIL_BLOCK))
     half = DETAIL_BLOCK // 2
-    luma = _luma(pixels)
+    luma = luminance(pixels)
     across = np.square(np.diff(luma[::2], axis=1))  # (rows / 2, W - 1)
     down = np.square(np.diff(luma[:, ::2], axis=0))  # (rows - 1, W / 2)
     detail = _block_means(across, half, DETAIL_BLOCK, blocks) + _block_means(down, DETAIL_BLOCK, half, blocks)
@@ -248,16 +249,6 @@ def add_grain(
         return image
     table = model.variance_table(strength)
     output = image if in_place else np.empty_like(image)
-    starts = list(range(0, image.shape[0], STRIP_ROWS))
-    if workers <= 1 or len(starts) < 2:
-        _add_strips(image, model, table, strength, output, starts)
-        return output
-    from concurrent.futures import ThreadPoolExecutor
-
-    share = -(-len(starts) // workers)
-    parts = [starts[i : i + share] for i in range(0, len(starts), share)]
-    with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="pocketgan-grain") as pool:
-        done = [pool.submit(_add_strips, image, model, table, strength, output, part) for part in parts]
-        for future in done:
-            future.result()
+    add = partial(_add_strips, image, model, table, strength, output)
+    run_strips(add, list(range(0, image.shape[0], STRIP_ROWS)), workers, "pocketgan-grain")
     return output

@@ -167,7 +167,7 @@ class Session:
         grain_section = (manifest or {}).get("grain")
         # The teacher's grain (runtime.grain), added by `run` at the output's size; strength 0: none.
         self.grain_model = GrainModel.from_json(grain_section) if grain_section else None
-        self.grain = grain if self.grain_model is not None else 0.0
+        self.grain = grain
         # (H, W) -> file, for exports with one file per working size (TFLite): set by `load`
         self.size_files: dict[tuple[int, int], Path] = {}
         self._size_sessions: dict[tuple[int, int], Session] = {}

@@ -20,8 +20,9 @@ Example: python -c "from pocketgan.runtime.working import SizePolicy, working_si
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -141,22 +142,24 @@ def guided_upsample(
         raise ValueError(f"scaler must be 'pillow' or 'swscale', got {scaler!r}")
     change_image = Image.fromarray(code)
     output = np.empty_like(photo)
-    starts = list(range(0, height, rows))
+    combine = partial(_combine_strips, photo, change_image, scale, offset, output, rows=rows)
+    run_strips(combine, list(range(0, height, rows)), workers, "pocketgan-guided")
+    return output
+
+
+def run_strips(work: Callable[[list[int]], None], starts: list[int], workers: int, name: str) -> None:
+    """`work(starts)` on one thread, or split into `workers` contiguous runs of strips on as many threads
+    (Pillow's resize and numpy release the GIL); `work` writes disjoint rows, so the bytes are the same."""
     if workers <= 1 or len(starts) < 2:
-        _combine_strips(photo, change_image, scale, offset, output, starts, rows)
-        return output
+        work(starts)
+        return
     from concurrent.futures import ThreadPoolExecutor
 
     share = -(-len(starts) // workers)
     parts = [starts[i : i + share] for i in range(0, len(starts), share)]
-    with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="pocketgan-guided") as pool:
-        done = [
-            pool.submit(_combine_strips, photo, change_image, scale, offset, output, part, rows)
-            for part in parts
-        ]
-        for future in done:
+    with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix=name) as pool:
+        for future in [pool.submit(work, part) for part in parts]:
             future.result()
-    return output
 
 
 def _combine_swscale(photo: np.ndarray, code: np.ndarray, scale: int, offset: int) -> np.ndarray:
