@@ -13,8 +13,8 @@ export OMP_WAIT_POLICY
 
 .PHONY: install demo test test-all bench lint fmt clean student data
 
-# The training photos of the embedded set (pocketgan/data/photos.toml): two Debian wallpaper packages.
-WALLPAPER_PACKAGES := plasma-workspace-wallpapers lomiri-wallpapers-20.04
+# The training photos of the embedded set (pocketgan/data/photos.toml): three Debian wallpaper packages.
+WALLPAPER_PACKAGES := plasma-workspace-wallpapers lomiri-wallpapers-20.04 lomiri-wallpapers-16.04
 
 install: $(STAMP)
 

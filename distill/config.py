@@ -27,8 +27,8 @@ DEVICES = ("cpu", "cuda", "auto")
 # Overrides over the dataclass defaults. The quick preset is the demo's live distillation (<= 5 CPU minutes).
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
-        # recipes/vintage-validation.toml on a short schedule: the same student, data and losses, two
-        # pools of 96 crops at 256 px (the teacher's look depends on its input size), 200 steps (batch 4),
+        # recipes/vintage.toml (with its previous lr 3e-3 and EMA 0.995) on a short schedule: the same
+        # student, data and losses, two pools of 96 crops at 256 px (the teacher's look depends on its input size), 200 steps (batch 4),
         # best.pt by the validation split every 25 steps.
         "teacher_precision": "bf16",
         "student": "patch-resnet",

@@ -1,4 +1,4 @@
-"""The run folder: config.toml, metrics.jsonl, last.pt (training state), best.pt and average.pt (students),
+"""The run folder: config.toml, data.json (what it trains and selects on, by content hash), metrics.jsonl, last.pt (training state), best.pt and average.pt (students),
 samples/, and .lock (the pid of the run writing it, under an OS lock that ends with that process).
 
 Every checkpoint is plain data (tensors, numbers, strings, dicts, lists): it loads with `weights_only=True`.
@@ -27,6 +27,7 @@ from pocketgan.metrics import json_ready
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.jsonl"
+DATA_FILE = "data.json"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 AVERAGE_CHECKPOINT = "average.pt"
@@ -104,6 +105,12 @@ def _expect_contents(out: Path, resume: bool) -> None:
         raise UsageError(
             f"{out} already holds a run ({LAST_CHECKPOINT}): pass --resume or choose another --out"
         )
+
+
+def write_json(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """`record` as indented JSON, written atomically."""
+    with atomic_path(Path(path)) as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=1) + "\n")
 
 
 def append_metrics(run_dir: str | os.PathLike, record: dict[str, Any]) -> None:

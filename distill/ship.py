@@ -1,4 +1,5 @@
-"""Ship a finished run into the model zoo: its student as student.pt, config.toml and metrics.jsonl.
+"""Ship a finished run into the model zoo: its student as student.pt, config.toml, data.json (the photos it
+trained and was selected on, by content hash) and metrics.jsonl.
 
 The student is average.pt when the run averaged weights (its recipe set average_every), else best.pt.
 
@@ -17,7 +18,7 @@ from pocketgan.distill.runfolder import AVERAGE_CHECKPOINT, BEST_CHECKPOINT
 from pocketgan.errors import PocketGANError, UsageError
 from pocketgan.manifest import atomic_path
 
-PROVENANCE = {"config.toml": "config.toml", "metrics.jsonl": "metrics.jsonl"}
+PROVENANCE = {"config.toml": "config.toml", "data.json": "data.json", "metrics.jsonl": "metrics.jsonl"}
 
 
 def ship(run_dir: str | Path, zoo_dir: str | Path) -> list[Path]:

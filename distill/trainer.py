@@ -25,6 +25,7 @@ import torch
 
 from pocketgan.checkpoint import save_checkpoint
 from pocketgan.data import split_images
+from pocketgan.data.photos import provenance
 from pocketgan.distill import runfolder
 from pocketgan.distill.cache import TeacherOutputCache
 from pocketgan.distill.config import DistillConfig, save_resolved_config
@@ -263,6 +264,7 @@ class _Run:
         if self.context.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_resolved_config(self.config, self.out / runfolder.CONFIG_FILE)
+            runfolder.write_json(self.out / runfolder.DATA_FILE, provenance(self.config.data))
             if resumed_from is not None:
                 runfolder.truncate_metrics(self.out, resumed_from)
             elif (self.out / runfolder.METRICS_FILE).exists():

@@ -20,6 +20,10 @@ from pocketgan.data.photos import MANIFEST, PHOTOS_DIR, SHIP_LONG_SIDE, SHIP_QUA
 
 PLASMA = ("plasma-workspace-wallpapers", "LGPL-3.0 (wallpaper metadata.json; package: GPL-2+)")
 LOMIRI = ("lomiri-wallpapers-20.04", "CC-BY-SA-3.0")
+# Ubuntu Touch 16.04's photos (licences per file in the package's copyright file). Added in stop 30 to grow
+# validation from 4 to 9 photos and train from 10 to 18; which five went to validation was drawn with
+# numpy.random.default_rng(20).permutation over the 13 photos' file names sorted case-insensitively.
+LOMIRI16 = "lomiri-wallpapers-16.04"
 SKIMAGE = "scikit-image"
 SKLEARN = "scikit-learn"
 
@@ -117,6 +121,52 @@ PHOTOS = [
         "public domain (SpaceX)",
         "SpaceX",
     ),
+    # validation, from lomiri-wallpapers-16.04 (the seeded draw above)
+    (
+        "brushes",
+        "validation",
+        "close-up, saturated colours",
+        LOMIRI16,
+        "lomiri:Picture_1A_by_freespace.jpg",
+        "CC-BY-4.0",
+        'Trevor "Freespace"',
+    ),
+    (
+        "fig",
+        "validation",
+        "food close-up, indoor",
+        LOMIRI16,
+        "lomiri:Picture_0B_by_freespace.jpg",
+        "CC-BY-4.0",
+        'Trevor "Freespace"',
+    ),
+    (
+        "friends",
+        "validation",
+        "animals (two dogs)",
+        LOMIRI16,
+        "lomiri:friends_by_Aitzol_Berasategi.jpg",
+        "CC-BY-4.0",
+        "Aitzol Berasategi",
+    ),
+    (
+        "aitzgorri",
+        "validation",
+        "landscape, autumn",
+        LOMIRI16,
+        "lomiri:aitzgorri_by_Aitzol_Berasategi.jpg",
+        "CC-BY-4.0",
+        "Aitzol Berasategi",
+    ),
+    (
+        "life",
+        "validation",
+        "forest stream",
+        LOMIRI16,
+        "lomiri:life_by_Aitzol_Berasategi.jpg",
+        "CC-BY-4.0",
+        "Aitzol Berasategi",
+    ),
     # train
     (
         "by_the_water",
@@ -183,6 +233,79 @@ PHOTOS = [
         "skimage:color.png",
         "BSD-3-Clause",
         "scikit-image",
+    ),
+    # train, from lomiri-wallpapers-16.04 (the seeded draw above)
+    (
+        "wine",
+        "train",
+        "indoor, still life",
+        LOMIRI16,
+        "lomiri:Wine_by_Jakkub_Mede.jpg",
+        "CC-BY-4.0",
+        "Jakub Mede",
+    ),
+    (
+        "free",
+        "train",
+        "indoor, bird under lamps",
+        LOMIRI16,
+        "lomiri:free_by_Peter_Nerlich.jpg",
+        "CC-BY-SA-4.0",
+        "Peter Nerlich",
+    ),
+    (
+        "picos_de_europa",
+        "train",
+        "mountain landscape, clouds",
+        LOMIRI16,
+        "lomiri:picosdeeuropa_by_Aitzol_Berasategi.jpg",
+        "CC-BY-4.0",
+        "Aitzol Berasategi",
+    ),
+    (
+        "dragonfly",
+        "train",
+        "foliage against the sky",
+        LOMIRI16,
+        "lomiri:Dragonfly_by_Bolly.jpg",
+        "CC-BY-SA-4.0",
+        '"Bolly"',
+    ),
+    (
+        "bridge",
+        "train",
+        "beach, sky, cables",
+        LOMIRI16,
+        "lomiri:Bridge_by_Sander_Klootwijk.jpg",
+        "CC-BY-SA-4.0",
+        "Sander Klootwijk",
+    ),
+    (
+        "greentock",
+        "train",
+        "clock close-up",
+        LOMIRI16,
+        "lomiri:greentock_by_Peter_Nerlich.jpg",
+        "CC-BY-SA-4.0",
+        "Peter Nerlich",
+    ),
+    (
+        "sunset",
+        "train",
+        "sun low over hills",
+        LOMIRI16,
+        "lomiri:sunset_by_Aitzol_Berasategi.jpg",
+        "CC-BY-4.0",
+        "Aitzol Berasategi",
+    ),
+    (
+        "seeding",
+        "train",
+        "dandelions, shallow depth of field",
+        LOMIRI16,
+        "lomiri:seeding_by_Clements_Engelhardt.jpg",
+        "CC0-1.0",
+        "Clemens Engelhardt",
     ),
 ]
 

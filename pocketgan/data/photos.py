@@ -1,8 +1,8 @@
 """The photo set: photos.toml lists every photo with its split (train / validation / test), source and licence.
 
 Validation and test photos ship in pocketgan/data/photos/ (no apt needed); training photos are read where
-their package put them: Debian's plasma-workspace-wallpapers and lomiri-wallpapers-20.04 (`make data`),
-scikit-image's and scikit-learn's bundled photos. Splits are per photo, so crops of one photo never cross
+their package put them: Debian's plasma-workspace-wallpapers, lomiri-wallpapers-20.04 and
+lomiri-wallpapers-16.04 (`make data`), scikit-image's and scikit-learn's bundled photos. Splits are per photo, so crops of one photo never cross
 splits. Every read of a validation or test photo goes through `_read_split_file` (tests instrument it).
 
 Example: python -m pocketgan.data.photos   # which training photos this machine has (exit 1 if any missing)
@@ -36,7 +36,8 @@ TRAIN_MAX_SIDE = 2560  # training photos are kept in memory at most this large (
 WALLPAPERS = Path("/usr/share/wallpapers")
 BACKGROUNDS = Path("/usr/share/backgrounds")
 MAKE_DATA_HINT = (
-    "run `make data` (apt-get install plasma-workspace-wallpapers lomiri-wallpapers-20.04), "
+    "run `make data` (apt-get install plasma-workspace-wallpapers lomiri-wallpapers-20.04 "
+    "lomiri-wallpapers-16.04), "
     "or pass --data with your own photos"
 )
 
@@ -163,6 +164,33 @@ def training_photos() -> tuple[tuple[str, np.ndarray], ...]:
     if not out:
         raise UsageError(f"no training photo found; {MAKE_DATA_HINT}")
     return tuple(out)
+
+
+def provenance(user_data: str | None = None) -> dict:
+    """What a training run reads, by content: each training photo present here (name, split, sha256 of the
+    file read), the LFW faces file, and the validation photos that choose best.pt (name, sha256 of the
+    shipped file). With `user_data` (--data) the user's files instead of the training photos. Written as
+    data.json next to every run and shipped student, so a test can check that none is a test photo."""
+    if user_data is not None:
+        from pocketgan.images import find_images
+
+        train = [
+            {"name": str(f), "split": "user", "sha256": content_sha256(f)} for f in find_images(user_data)
+        ]
+    else:
+        train = [
+            {"name": p.name, "split": p.split, "sha256": content_sha256(p.path())}
+            for p in split_photos("train")
+            if p.path().is_file()
+        ]
+    lfw = skimage_data_dir() / "lfw_subset.npy"
+    return {
+        "train": train,
+        "lfw_faces": {"file": "skimage:lfw_subset.npy", "sha256": content_sha256(lfw)}
+        if lfw.is_file()
+        else None,
+        "validation": [{"name": p.name, "sha256": p.shipped_sha256} for p in split_photos("validation")],
+    }
 
 
 def check_training_photos() -> list[str]:

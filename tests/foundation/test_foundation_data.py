@@ -19,7 +19,7 @@ def test_embedded_set_loads_offline(no_network):
     assert all(im.shape == (256, 256, 3) and im.dtype == np.uint8 for _, im in heldout)
     test = data.split_images("test", 64)
     assert len(test) >= 12 and {"astronaut", "grace_hopper"} <= {name for name, _ in test}
-    assert len(data.split_images("validation", 64)) >= 4
+    assert len(data.split_images("validation", 64)) >= 9
     named = data.train_photos()
     assert len(named) >= 100
     images = data.training_images(6, 64, seed=3)
