@@ -247,6 +247,14 @@ def _shape(a: dict[str, Any]) -> np.ndarray:
     return np.asarray(a["x"].shape, np.int32)
 
 
+@op("fill_like")
+def _fill_like(a: dict[str, Any]) -> np.ndarray:
+    """A tensor of ref_tensor's shape filled with `value` (in value's dtype): torch.ones_like/zeros_like."""
+    value = np.asarray(get(a, "value", 0.0))
+    dtype = np.float32 if value.dtype == np.float64 else value.dtype
+    return np.full(a["ref_tensor"].shape, value, dtype)
+
+
 @op("gather")
 def _gather(a: dict[str, Any]) -> np.ndarray:
     axis, batch_dims = int(get(a, "axis", 0)), int(get(a, "batch_dims", 0))

@@ -227,6 +227,13 @@ CASES_IOS16 = [
         lambda x, p: torch.nn.functional.pixel_shuffle(torch.from_numpy(x), 2).numpy(),
     ),
     ("tile", "tile", lambda x, p: mb.tile(x=x, reps=[1, 2, 1, 3]), lambda x, p: np.tile(x, (1, 2, 1, 3))),
+    # torch.ones_like (the normalized colour transform of the zoo student)
+    (
+        "fill_like",
+        "fill_like",
+        lambda x, p: mb.fill_like(ref_tensor=x, value=np.float32(1.5)),
+        lambda x, p: np.full(x.shape, 1.5, np.float32),
+    ),
     ("squeeze", "squeeze", lambda x, p: mb.squeeze(x=x, axes=[0]), lambda x, p: x[0]),
     ("expand_dims", "expand_dims", lambda x, p: mb.expand_dims(x=x, axes=[0]), lambda x, p: x[None]),
     (
