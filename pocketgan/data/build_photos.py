@@ -1,6 +1,6 @@
 """Maintainer tool: (re)write pocketgan/data/photos.toml and the shipped validation/test photos.
 
-Run once when the photo list changes (needs the two wallpaper packages: `make data`); users never need it.
+Run once when the photo list changes (needs the three wallpaper packages: `make data`); users never need it.
 Each validation/test photo ships under pocketgan/data/photos/: files up to SHIP_LONG_SIDE px are copied byte
 for byte, larger ones are downscaled (Pillow LANCZOS) to SHIP_LONG_SIDE px on the long side and saved as
 JPEG quality SHIP_QUALITY. Training photos are not shipped: they are read where their package installed them.
