@@ -28,8 +28,8 @@ DEVICES = ("cpu", "cuda", "auto")
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         # recipes/vintage.toml (with its previous lr 3e-3 and EMA 0.995) on a short schedule: the same
-        # student, data and losses, two pools of 96 crops at 256 px (the teacher's look depends on its input size), 200 steps (batch 4),
-        # best.pt by the validation split every 25 steps.
+        # student, data and losses, two pools of 96 crops at 256 px (the teacher's look depends on its
+        # input size), 200 steps (batch 4), best.pt by the validation split every 25 steps.
         "teacher_precision": "bf16",
         "student": "patch-resnet",
         "width": 48,

@@ -1,5 +1,5 @@
-"""The run folder: config.toml, data.json (what it trains and selects on, by content hash), metrics.jsonl, last.pt (training state), best.pt and average.pt (students),
-samples/, and .lock (the pid of the run writing it, under an OS lock that ends with that process).
+"""The run folder: config.toml, data.json (what it trains and selects on, by content hash), metrics.jsonl,
+last.pt (training state), best.pt and average.pt (students), samples/, and .lock (the pid of the run writing it, under an OS lock that ends with that process).
 
 Every checkpoint is plain data (tensors, numbers, strings, dicts, lists): it loads with `weights_only=True`.
 RNG states are stored as uint8 tensors.

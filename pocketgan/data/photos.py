@@ -2,8 +2,8 @@
 
 Validation and test photos ship in pocketgan/data/photos/ (no apt needed); training photos are read where
 their package put them: Debian's plasma-workspace-wallpapers, lomiri-wallpapers-20.04 and
-lomiri-wallpapers-16.04 (`make data`), scikit-image's and scikit-learn's bundled photos. Splits are per photo, so crops of one photo never cross
-splits. Every read of a validation or test photo goes through `_read_split_file` (tests instrument it).
+lomiri-wallpapers-16.04 (`make data`), scikit-image's and scikit-learn's bundled photos. Splits are per photo,
+so crops of one photo never cross splits. Every read of a validation or test photo goes through `_read_split_file` (tests instrument it).
 
 Example: python -m pocketgan.data.photos   # which training photos this machine has (exit 1 if any missing)
 """
@@ -169,8 +169,9 @@ def training_photos() -> tuple[tuple[str, np.ndarray], ...]:
 def provenance(user_data: str | None = None) -> dict:
     """What a training run reads, by content: each training photo present here (name, split, sha256 of the
     file read), the LFW faces file, and the validation photos that choose best.pt (name, sha256 of the
-    shipped file). With `user_data` (--data) the user's files instead of the training photos. Written as
-    data.json next to every run and shipped student, so a test can check that none is a test photo."""
+    shipped file). With `user_data` (--data) the user's files instead of the training photos and faces (such
+    runs add only dead leaves). Written as data.json next to every run and shipped student, so a test can
+    check that none is a test photo."""
     if user_data is not None:
         from pocketgan.images import find_images
 
@@ -184,11 +185,10 @@ def provenance(user_data: str | None = None) -> dict:
             if p.path().is_file()
         ]
     lfw = skimage_data_dir() / "lfw_subset.npy"
+    faces = {"file": "skimage:lfw_subset.npy", "sha256": content_sha256(lfw)} if user_data is None else None
     return {
         "train": train,
-        "lfw_faces": {"file": "skimage:lfw_subset.npy", "sha256": content_sha256(lfw)}
-        if lfw.is_file()
-        else None,
+        "lfw_faces": faces,
         "validation": [{"name": p.name, "sha256": p.shipped_sha256} for p in split_photos("validation")],
     }
 

@@ -1,6 +1,8 @@
 """A few steps run, lower the loss and fill the run folder; the teacher cache is reused; NaN is caught."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,6 +189,11 @@ def test_user_photo_folder_is_the_training_data(tiny_config, tmp_path):
         Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
     result = distill(tiny_config(data=str(photos), steps=4, eval_every=4, synthetic_fraction=0.0))
     assert result.steps == 4
+    record = json.loads((result.out / "data.json").read_text())  # what it trained on: the user's files
+    assert [(Path(e["name"]).name, e["split"]) for e in record["train"]] == [
+        (f"p{i}.png", "user") for i in range(3)
+    ]
+    assert record["lfw_faces"] is None
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match="no readable images"):
         distill(tiny_config(data=str(tmp_path / "empty"), out=str(tmp_path / "other")))
