@@ -143,7 +143,7 @@ def fit_deficit(model: GrainModel, pairs: Sequence[tuple[np.ndarray, np.ndarray]
 def main(argv: Sequence[str] | None = None) -> None:
     from pocketgan.config import DEFAULT_TEACHER
     from pocketgan.data.photos import training_photos
-    from pocketgan.evals.fullres import FullResConfig, scaled_size, teacher_outputs
+    from pocketgan.evals.fullres import scaled_size, teacher_outputs
     from pocketgan.images import resize
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -158,8 +158,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     named = [(n, resize(i, scaled_size(i.shape[:2], args.resolution))) for n, i in training_photos()]
     images = [image for _, image in named]
-    config = FullResConfig(artifacts="", resolution=args.resolution, teacher=args.teacher)
-    teachers, section = teacher_outputs(config, images)
+    teachers, section = teacher_outputs(images, teacher=args.teacher, resolution=args.resolution)
     model = fit_grain(list(zip(images, teachers, strict=True)), seed=args.seed)
     if args.artifact:
         from pocketgan import runtime

@@ -91,24 +91,30 @@ def full_size_images(config: FullResConfig) -> list[tuple[str, np.ndarray]]:
     return [(name, resize(image, scaled_size(image.shape[:2], config.resolution))) for name, image in named]
 
 
-def teacher_cache_folder(config: FullResConfig, teacher_hash: str) -> Path:
-    """$POCKETGAN_CACHE (or ~/.cache/pocketgan, or config.cache)/teacher_fullres/<teacher hash>/<N>/."""
-    root = config.cache or os.environ.get("POCKETGAN_CACHE") or Path.home() / ".cache" / "pocketgan"
-    return Path(root) / "teacher_fullres" / teacher_hash[:32] / str(config.resolution)
+def teacher_cache_folder(cache: str | None, resolution: int, teacher_hash: str) -> Path:
+    """$POCKETGAN_CACHE (or ~/.cache/pocketgan, or `cache`)/teacher_fullres/<teacher hash>/<resolution>/."""
+    root = cache or os.environ.get("POCKETGAN_CACHE") or Path.home() / ".cache" / "pocketgan"
+    return Path(root) / "teacher_fullres" / teacher_hash[:32] / str(resolution)
 
 
 def teacher_outputs(
-    config: FullResConfig, images: list[np.ndarray]
+    images: list[np.ndarray],
+    *,
+    teacher: str,
+    resolution: int,
+    weights: str | None = None,
+    threads: int = 2,
+    cache: str | None = None,
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """The teacher on each image at its size (float HxWx3 in [-1, 1]): one float16 .npy per image content
-    in teacher_cache_folder, so a second eval runs no teacher."""
+    in teacher_cache_folder, so a second eval (or the grain fit, distill/grain.py) runs no teacher."""
     import torch
 
     from pocketgan.models.teacher import load_teacher  # imports torch
 
-    torch.set_num_threads(config.threads)
-    teacher = load_teacher(config.teacher, config.teacher_weights)
-    folder = teacher_cache_folder(config, teacher.hash)
+    torch.set_num_threads(threads)
+    model = load_teacher(teacher, weights)
+    folder = teacher_cache_folder(cache, resolution, model.hash)
     outputs, hits = [], 0
     for image in images:
         digest = hashlib.sha256(f"{image.shape}|".encode() + np.ascontiguousarray(image).tobytes())
@@ -119,11 +125,11 @@ def teacher_outputs(
         else:
             with torch.no_grad():
                 x = torch.from_numpy(to_float(image).transpose(2, 0, 1)[None].copy())
-                cached = teacher(x).float().clamp(-1, 1)[0].permute(1, 2, 0).numpy().astype(np.float16)
+                cached = model(x).float().clamp(-1, 1)[0].permute(1, 2, 0).numpy().astype(np.float16)
             with atomic_path(path) as temporary, open(temporary, "wb") as handle:
                 np.save(handle, cached, allow_pickle=False)
         outputs.append(cached.astype(np.float32))
-    section = {"spec": config.teacher, "hash": teacher.hash, "cache": str(folder)}
+    section = {"spec": teacher, "hash": model.hash, "cache": str(folder)}
     return outputs, section | {"cache_hits": hits, "cache_misses": len(images) - hits}
 
 
@@ -180,7 +186,14 @@ def evaluate_full_resolution(config: FullResConfig) -> dict[str, Any]:
     named = full_size_images(config)
     names, images = [n for n, _ in named], [i for _, i in named]
     split_of = image_splits(names, config.data, config.split)
-    teachers, teacher_section = teacher_outputs(config, images)
+    teachers, teacher_section = teacher_outputs(
+        images,
+        teacher=config.teacher,
+        resolution=config.resolution,
+        weights=config.teacher_weights,
+        threads=config.threads,
+        cache=config.cache,
+    )
     inputs = [to_float(image) for image in images]
     baseline = _scores(inputs, teachers, names, split_of, None)
     rows, pictures = [], {"input": inputs, "teacher": teachers}
