@@ -107,12 +107,6 @@ def _expect_contents(out: Path, resume: bool) -> None:
         )
 
 
-def write_json(path: str | os.PathLike, record: dict[str, Any]) -> None:
-    """`record` as indented JSON, written atomically."""
-    with atomic_path(Path(path)) as tmp:
-        Path(tmp).write_text(json.dumps(record, indent=1) + "\n")
-
-
 def append_metrics(run_dir: str | os.PathLike, record: dict[str, Any]) -> None:
     """Append one JSON line (non-finite numbers become strings, so every line stays valid JSON)."""
     with open(Path(run_dir) / METRICS_FILE, "a") as handle:

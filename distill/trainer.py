@@ -49,6 +49,7 @@ from pocketgan.distill.validation import baseline_scores, evaluate_student, stud
 from pocketgan.errors import CheckFailed, UsageError
 from pocketgan.flops import MAC_METHOD, count_macs, count_params
 from pocketgan.images import to_nchw
+from pocketgan.manifest import atomic_write_json
 from pocketgan.models import build
 from pocketgan.models.teacher import Teacher, load_teacher
 
@@ -264,7 +265,7 @@ class _Run:
         if self.context.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_resolved_config(self.config, self.out / runfolder.CONFIG_FILE)
-            runfolder.write_json(self.out / runfolder.DATA_FILE, provenance(self.config.data))
+            atomic_write_json(self.out / runfolder.DATA_FILE, provenance(self.config.data))
             if resumed_from is not None:
                 runfolder.truncate_metrics(self.out, resumed_from)
             elif (self.out / runfolder.METRICS_FILE).exists():

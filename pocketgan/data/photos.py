@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketgan.errors import UsageError
-from pocketgan.images import center_crop_square, load_image, resize
+from pocketgan.images import center_crop_square, find_images, load_image, resize
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +173,6 @@ def provenance(user_data: str | None = None) -> dict:
     runs add only dead leaves). Written as data.json next to every run and shipped student, so a test can
     check that none is a test photo."""
     if user_data is not None:
-        from pocketgan.images import find_images
-
         train = [
             {"name": str(f), "split": "user", "sha256": content_sha256(f)} for f in find_images(user_data)
         ]
