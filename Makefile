@@ -13,8 +13,9 @@ export OMP_WAIT_POLICY
 
 .PHONY: install demo test test-all bench lint fmt clean student data
 
-# The training photos of the embedded set (pocketgan/data/photos.toml): three Debian wallpaper packages.
-WALLPAPER_PACKAGES := plasma-workspace-wallpapers lomiri-wallpapers-20.04 lomiri-wallpapers-16.04
+# The training photos of the embedded set (pocketgan/data/photos.toml): six Debian packages of photographs.
+WALLPAPER_PACKAGES := plasma-workspace-wallpapers lomiri-wallpapers-20.04 lomiri-wallpapers-16.04 \
+	lxqt-themes tuxpaint-data palapeli-data
 
 install: $(STAMP)
 

