@@ -77,6 +77,9 @@ class DistillConfig:
     width: int = 48
     student_kwargs: dict[str, Any] = field(default_factory=dict)
     init_checkpoint: str | None = None
+    # Start the student's colour transform at the least-squares fit to the teacher on the first pool
+    # (distill/colour_start.py) instead of the identity.
+    colour_start: bool = False
     # Data: `data` is a folder (recursive) or glob of the user's images (None: the embedded set's train
     # split), `pool_size` training images per phase are drawn from it: multi-scale random crops (side a
     # log-uniform fraction in `crop_scale` of the photo's short side), colour-augmented; the teacher runs

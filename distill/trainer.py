@@ -28,6 +28,7 @@ from pocketgan.data import split_images
 from pocketgan.data.photos import provenance
 from pocketgan.distill import runfolder
 from pocketgan.distill.cache import TeacherOutputCache
+from pocketgan.distill.colour_start import fit_colour_start, set_colour_start
 from pocketgan.distill.config import DistillConfig, save_resolved_config
 from pocketgan.distill.data import epoch_order, pool_seed, shard, training_pool
 from pocketgan.distill.distributed import DistributedContext, context_from_env
@@ -307,6 +308,8 @@ class _Run:
 
         self.started = time.perf_counter()
         resumed_from = self._prepare_run_folder(resume)
+        if self.config.colour_start and self.step == 0:
+            self._colour_start()
         if self.good_state is None:
             self._checkpoint_in_memory()
         config = self.config
@@ -350,6 +353,27 @@ class _Run:
             skipped_steps=self.skipped,
             rollbacks=self.rollbacks,
         )
+
+    def _colour_start(self) -> None:
+        """The colour transform's start fitted on the first pool (each rank's shard; the fits averaged)."""
+        _, size, _ = self.config.phases()[0]
+        self.phase_data = (0, *self._phase_data(0, size))
+        values, scores = fit_colour_start(
+            self.student, self.phase_data[1].to(self.device), self.phase_data[2].to(self.device)
+        )
+        values = torch.tensor(
+            list(self.context.average_scalars({f"{i:04d}": float(v) for i, v in enumerate(values)}).values())
+        )
+        for module in (self.student, self.ema, self.average):
+            if module is not None:
+                set_colour_start(module, values)
+        log.info(
+            "colour start: least-squares fit on %d pool images, their PSNR %.2f -> %.2f dB",
+            scores["images"],
+            scores["psnr_before_db"],
+            scores["psnr_after_db"],
+        )
+        self._log({"step": 0, **{f"colour_start_{k}": v for k, v in scores.items()}})
 
     def _checkpoint_in_memory(self) -> None:
         self.good_state = self._state()
