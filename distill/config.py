@@ -93,6 +93,8 @@ class DistillConfig:
     face_fraction: float = 0.5
     crop_scale: tuple[float, float] = (0.5, 1.0)
     augment_strength: float = 1.0
+    # crops flatter than this (luminance std, 0-1) are drawn again: see pocketgan.data.augment
+    min_crop_contrast: float = 0.0
     # Schedule
     size: int = 256
     size_schedule: tuple[tuple[float, ...], ...] = ()
@@ -157,7 +159,14 @@ class DistillConfig:
         for name in fractions:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UsageError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("augment_strength", "weight_decay", "grad_clip", "feature_weight", "adversarial_weight"):
+        for name in (
+            "augment_strength",
+            "min_crop_contrast",
+            "weight_decay",
+            "grad_clip",
+            "feature_weight",
+            "adversarial_weight",
+        ):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.ema_decay >= 1:

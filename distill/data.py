@@ -48,6 +48,7 @@ def training_pool(config: DistillConfig, size: int, phase_index: int) -> list[np
             portrait_fraction=config.portrait_fraction,
             face_fraction=config.face_fraction,
             crop_scale=crop_scale,
+            min_contrast=config.min_crop_contrast,
         )
     photos = _user_images(config.data)
     pool = []
@@ -57,7 +58,9 @@ def training_pool(config: DistillConfig, size: int, phase_index: int) -> list[np
             pool.append(dead_leaves(rng, size))
         else:
             photo = photos[int(rng.integers(0, len(photos)))]
-            pool.append(augment(photo, rng, size, config.augment_strength, crop_scale))
+            pool.append(
+                augment(photo, rng, size, config.augment_strength, crop_scale, config.min_crop_contrast)
+            )
     return pool
 
 

@@ -17,6 +17,7 @@ __all__ = ["heldout_images", "split_images", "train_photos", "training_images", 
 
 LFW_FACES = 100  # lfw_subset.npy holds 100 faces then 100 non-faces, 25x25 float in [0, 1]
 DEFAULT_CROP_SCALE = (0.5, 1.0)
+CONTRAST_TRIES = 8  # draws of a crop before augment() keeps the most contrasted one
 
 
 def heldout_images(size: int | None = 256) -> list[tuple[str, np.ndarray]]:
@@ -66,12 +67,35 @@ def augment(
     size: int,
     colour_strength: float = 1.0,
     crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
+    min_contrast: float = 0.0,
 ) -> np.ndarray:
     """A random square crop of `image` at `size`: scale, rotation, flip, colour jitter. uint8 in, uint8 out.
 
     The crop's side is a log-uniform fraction in `crop_scale` of the photo's short side, but never below
     `size` pixels (where the photo allows): a 5120 px photo gives crops from close-ups to the whole view.
+    A crop whose luminance std (0-1 scale) is below `min_contrast` is drawn again (up to
+    CONTRAST_TRIES draws; the most contrasted is kept): close-ups of sky or bokeh are flatter than any whole
+    photo, and on them the teacher's InstanceNorm stretches noise into strong colours no photo gets.
+    A crop that passes first time uses the random stream exactly as without the check.
     """
+    best, best_contrast = None, -1.0
+    for _ in range(CONTRAST_TRIES if min_contrast > 0 else 1):
+        crop = _augment_once(image, rng, size, colour_strength, crop_scale)
+        contrast = float((crop.astype(np.float32).mean(axis=-1) / 255.0).std())
+        if contrast >= min_contrast:
+            return crop
+        if contrast > best_contrast:
+            best, best_contrast = crop, contrast
+    return best
+
+
+def _augment_once(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    size: int,
+    colour_strength: float,
+    crop_scale: tuple[float, float],
+) -> np.ndarray:
     from PIL import Image
 
     height, width = image.shape[:2]
@@ -181,6 +205,7 @@ def training_images(
     portrait_fraction: float = 0.0,
     face_fraction: float = 0.5,
     crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
+    min_contrast: float = 0.0,
 ) -> list[np.ndarray]:
     """`count` deterministic augmented training images (uint8 (size, size, 3)) for a given seed.
 
@@ -210,5 +235,5 @@ def training_images(
                 photo = faces[int(rng.integers(0, len(faces)))]
             else:
                 photo = photos[int(rng.choice(len(photos), p=weights))]
-            out.append(augment(photo, rng, size, colour_strength, crop_scale))
+            out.append(augment(photo, rng, size, colour_strength, crop_scale, min_contrast))
     return out

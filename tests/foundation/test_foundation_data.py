@@ -147,3 +147,21 @@ def test_exif_orientation_is_applied(tmp_path):
     img.save(tmp_path / "rotated.jpg", exif=exif.tobytes(), quality=95)
     upright = load_image(tmp_path / "rotated.jpg")
     assert upright.shape == (40, 10, 3)
+
+
+def test_flat_crops_are_drawn_again_and_the_others_are_unchanged():
+    """min_contrast: a crop of the flat half (sky, bokeh) is redrawn; a crop that passes is the same bytes as
+    without the check, so its teacher-cache entry stays valid."""
+    photo = np.full((400, 800, 3), 128, np.uint8)
+    yy, xx = np.mgrid[0:400, 0:400]
+    photo[:, 400:] = (((yy // 20 + xx // 20) % 2) * 255)[..., None]  # right half: a 20 px checkerboard
+
+    def contrast(image):
+        return float((image.astype(np.float32).mean(axis=-1) / 255.0).std())
+
+    plain = [data.augment(photo, np.random.default_rng([1, i]), 32, 0.0, (0.2, 0.4)) for i in range(40)]
+    checked = [data.augment(photo, np.random.default_rng([1, i]), 32, 0.0, (0.2, 0.4), 0.05) for i in range(40)]
+    flat = [i for i, image in enumerate(plain) if contrast(image) < 0.05]
+    assert 5 <= len(flat) < 35  # the photo gives both kinds
+    assert all(contrast(image) >= 0.05 for image in checked)
+    assert all(np.array_equal(plain[i], checked[i]) for i in range(40) if i not in flat)
