@@ -160,7 +160,9 @@ def test_flat_crops_are_drawn_again_and_the_others_are_unchanged():
         return float((image.astype(np.float32).mean(axis=-1) / 255.0).std())
 
     plain = [data.augment(photo, np.random.default_rng([1, i]), 32, 0.0, (0.2, 0.4)) for i in range(40)]
-    checked = [data.augment(photo, np.random.default_rng([1, i]), 32, 0.0, (0.2, 0.4), 0.05) for i in range(40)]
+    checked = [
+        data.augment(photo, np.random.default_rng([1, i]), 32, 0.0, (0.2, 0.4), 0.05) for i in range(40)
+    ]
     flat = [i for i, image in enumerate(plain) if contrast(image) < 0.05]
     assert 5 <= len(flat) < 35  # the photo gives both kinds
     assert all(contrast(image) >= 0.05 for image in checked)
