@@ -27,21 +27,22 @@ DEVICES = ("cpu", "cuda", "auto")
 # Overrides over the dataclass defaults. The quick preset is the demo's live distillation (<= 5 CPU minutes).
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
-        # recipes/vintage.toml (with its previous lr 3e-3 and EMA 0.995) on a short schedule: the same
-        # student, data and losses, two pools of 96 crops at 256 px (the teacher's look depends on its
-        # input size), 200 steps (batch 4), best.pt by the validation split every 25 steps.
+        # recipes/vintage.toml on a short schedule: the same student, data, colour start and losses, two
+        # pools of 96 crops at 256 px (the teacher's look depends on its input size), 200 steps (batch 4),
+        # best.pt by the validation split every 25 steps.
         "teacher_precision": "bf16",
         "student": "patch-resnet",
         "width": 48,
-        "student_kwargs": {"normalized_colour": True},
+        "student_kwargs": {"normalized_colour": False},
+        "colour_start": True,
         "size": 256,
         "size_schedule": [[256, 0.5, 4]],
         "steps": 200,
         "batch": 4,
         "pool_size": 96,
-        "lr": 3e-3,
+        "lr": 3e-4,
         "warmup_steps": 20,
-        "ema_decay": 0.995,
+        "ema_decay": 0.998,
         "eval_every": 25,
         "checkpoint_every": 100,
         "log_every": 25,
@@ -49,7 +50,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "portrait_fraction": 0.5,
         "face_fraction": 0.15,
         "crop_scale": [0.2, 1.0],
-        "augment_strength": 1.0,
+        "augment_strength": 0.0,
+        "min_crop_contrast": 0.10,
         "pixel_loss": {"l1": 1.0, "ssim": 0.2},
     },
 }

@@ -151,7 +151,13 @@ class GlobalContext(nn.Module):
     maps images of any colour cast to its own palette, y ~ G (x - mean) / std + k with G, k nearly constant;
     in these coordinates that is a change linear in (mean, std), which the MLP learns from few images,
     where the raw coordinates need G / std. Same ops, same cost at full resolution.
+
+    `float_only`: int8 exporters keep it in float. It runs once per image on pooled 1x1 statistics (no cost),
+    and its outputs set every pixel's colour: quantized to int8, a colour transform started away from the
+    identity (colour_start) lost 0.45 dB in TFLite int8 on the test photos.
     """
+
+    float_only = True
 
     def __init__(
         self,
