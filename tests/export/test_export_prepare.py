@@ -174,7 +174,11 @@ def test_float_only_layers_are_named_as_torch_export_records_them():
 
     model = build("patch-resnet", width=8, context_width=8).eval()
     names = float_only_types(model)
-    assert names == ["pocketgan.models.students.ColourTransform"]
+    # the global context (pooled statistics -> FiLM and colour matrix) and the colour transform it sets
+    assert sorted(names) == [
+        "pocketgan.models.students.ColourTransform",
+        "pocketgan.models.students.GlobalContext",
+    ]
     program = torch.export.export(model, (torch.zeros(1, 3, 16, 16),))
     recorded = {
         type_name
