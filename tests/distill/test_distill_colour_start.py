@@ -50,18 +50,26 @@ def test_a_student_without_a_colour_transform_is_refused():
         fit_colour_start(student, _inputs(), _inputs())
 
 
+def _tiny_patch_resnet(tiny_config, **changes):
+    """A seconds-long colour_start run of a tiny patch-resnet (8 steps, evaluated at the end)."""
+    values = dict(
+        student="patch-resnet",
+        width=8,
+        student_kwargs={"n_blocks": 1, "context_width": 8},
+        steps=8,
+        eval_every=8,
+    )
+    return tiny_config(**{**values, **changes})
+
+
 def test_a_run_starts_from_the_fitted_colour_transform(tiny_config):
     """colour_start = true: the run's first record is the fit on the first pool, and the start it trains
     from (EMA included) is the fitted bias, not the identity."""
     from pocketgan.distill import distill
     from pocketgan.distill.runfolder import read_metrics
 
-    config = tiny_config(
-        student="patch-resnet",
-        width=8,
-        student_kwargs={"n_blocks": 1, "context_width": 8},
-        steps=8,
-        eval_every=8,
+    config = _tiny_patch_resnet(
+        tiny_config,
         colour_start=True,
         lr=1e-12,  # the weights stay where the fit put them
         ema_decay=0.5,
@@ -82,12 +90,8 @@ def test_colour_start_is_off_by_default_and_a_resumed_run_does_not_fit_again(tin
     from pocketgan.distill.runfolder import read_metrics
 
     assert DistillConfig().colour_start is False
-    config = tiny_config(
-        student="patch-resnet",
-        width=8,
-        student_kwargs={"n_blocks": 1, "context_width": 8},
-        steps=8,
-        eval_every=8,
+    config = _tiny_patch_resnet(
+        tiny_config,
         checkpoint_every=8,
         colour_start=True,
     )
