@@ -1,0 +1,149 @@
+"""How far a student can follow the teacher: two references beside doing nothing, per photo.
+
+- `mirrored`: the teacher itself run on the left-right mirrored photo, mirrored back. A model that knew
+  everything the teacher knows, except which way round the photo was, scores this. The `vintage` teacher
+  is far from mirror-symmetric (its grade follows the layout), so this is a practical ceiling for any
+  student that has to learn the look from a few dozen photos, not an exact one.
+- `affine_oracle`: the best single affine colour map (3x3 + shift, 12 numbers) from the photo to the
+  teacher's output, fitted by least squares on that photo's own teacher output. It says how much of the
+  teacher's change is one global grade; a student predicts those numbers from the photo and cannot see the
+  answer, so it is an upper bound for the grade alone (local tone and grain come on top).
+- `student` (with `--student`): the checkpoint in torch, for comparison.
+
+Each reference gets PSNR against the teacher, its gain over doing nothing and the count of photos below
+doing nothing. Defaults to the validation split (what recipes are tuned on); `--split test` reads the test
+photos, for reporting only.
+
+Example: python -m pocketgan.evals.ceiling --split validation --size 256 \
+             --student pocketgan/zoo/vintage-mobile/student.pt --json build/ceiling.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from pocketgan.config import DEFAULT_TEACHER
+from pocketgan.images import to_float
+from pocketgan.metrics import json_ready, psnr
+
+Model = Callable[[np.ndarray], np.ndarray]  # float HxWx3 in [-1, 1] -> the same
+
+
+def affine_oracle(image: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The least-squares affine colour map of `image` onto `target` (both float HxWx3), applied, clipped."""
+    pixels = image.reshape(-1, 3).astype(np.float64)
+    design = np.concatenate([pixels, np.ones((len(pixels), 1))], axis=1)  # (H*W, 4)
+    weights, *_ = np.linalg.lstsq(design, target.reshape(-1, 3).astype(np.float64), rcond=None)  # (4, 3)
+    return np.clip(design @ weights, -1.0, 1.0).reshape(image.shape).astype(np.float32)
+
+
+def mirrored(model: Model, image: np.ndarray) -> np.ndarray:
+    """`model` on the left-right mirrored image, mirrored back."""
+    return model(np.ascontiguousarray(image[:, ::-1]))[:, ::-1]
+
+
+def ceiling(
+    teacher: Model,
+    images: Sequence[np.ndarray],
+    names: Sequence[str],
+    student: Model | None = None,
+) -> dict[str, Any]:
+    """Per image and on average: PSNR against the teacher of doing nothing, the mirrored teacher, the affine
+    oracle (and the student), each reference's gain over doing nothing and how many photos fall below it."""
+    per_image: dict[str, dict[str, float]] = {}
+    for name, image in zip(names, images, strict=True):
+        x = to_float(image) if image.dtype == np.uint8 else image
+        target = teacher(x)
+        outputs = {"identity": x, "mirrored": mirrored(teacher, x), "affine_oracle": affine_oracle(x, target)}
+        if student is not None:
+            outputs["student"] = student(x)
+        per_image[name] = {f"{key}_psnr_db": psnr(output, target) for key, output in outputs.items()}
+    references = [
+        k.removesuffix("_psnr_db") for k in next(iter(per_image.values())) if k != "identity_psnr_db"
+    ]
+    summary: dict[str, Any] = {"images": len(per_image), "per_image": per_image}
+    summary["identity_psnr_db"] = float(np.mean([s["identity_psnr_db"] for s in per_image.values()]))
+    for key in references:
+        gains = [s[f"{key}_psnr_db"] - s["identity_psnr_db"] for s in per_image.values()]
+        summary[key] = {
+            "psnr_db": float(np.mean([s[f"{key}_psnr_db"] for s in per_image.values()])),
+            "gain_db": float(np.mean(gains)),
+            "below_baseline": int(sum(g < 0 for g in gains)),
+        }
+    return summary
+
+
+def torch_model(module) -> Model:
+    """A torch module (or a distill Teacher) as a Model, batch 1."""
+    import torch
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            y = module(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))[None]))
+        return y.float().clamp(-1, 1)[0].permute(1, 2, 0).numpy()
+
+    return run
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [f"{summary['images']} photos; doing nothing {summary['identity_psnr_db']:.2f} dB vs the teacher"]
+    for key in ("mirrored", "affine_oracle", "student"):
+        if key in summary:
+            s = summary[key]
+            lines.append(
+                f"{key:<14} {s['psnr_db']:6.2f} dB  gain {s['gain_db']:+.2f} dB  "
+                f"below doing nothing {s['below_baseline']}/{summary['images']}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; bad input is one line on stderr and exit status 2."""
+    from pocketgan.errors import PocketGANError
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--split", default="validation", help="embedded split(s), e.g. validation,test")
+    parser.add_argument("--data", default=None, help="a folder of images instead of the embedded split")
+    parser.add_argument("--size", type=int, default=256, help="square side the photos are centre-cropped to")
+    parser.add_argument("--teacher", default=DEFAULT_TEACHER)
+    parser.add_argument("--student", default=None, help="a student checkpoint to score beside the references")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", default=None, help="write the per-photo numbers here")
+    args = parser.parse_args(argv)
+    try:
+        _run(args)
+    except PocketGANError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    import torch
+
+    from pocketgan.checkpoint import load_student
+    from pocketgan.evals.common import eval_images
+    from pocketgan.manifest import atomic_write_json
+    from pocketgan.models.teacher import load_teacher
+
+    torch.set_num_threads(args.threads)
+    named = eval_images(args.size, args.data, args.split)
+    teacher = torch_model(load_teacher(args.teacher))
+    student = torch_model(load_student(args.student)[0].eval()) if args.student else None
+    summary = ceiling(teacher, [image for _, image in named], [name for name, _ in named], student)
+    summary.update(
+        split=args.data or args.split, size=args.size, teacher=args.teacher, student_checkpoint=args.student
+    )
+    print(format_summary(summary))
+    if args.json:
+        atomic_write_json(args.json, json_ready(summary))
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
