@@ -95,16 +95,19 @@ def test_emit_json_to_stdout_is_strict_json_and_file_is_written(capsys, tmp_path
     assert json.loads(target.read_text()) == {"a": 1} and capsys.readouterr().out == ""
 
 
-def test_size_flag_wins_over_a_preset_size_schedule_and_says_so(caplog):
+def test_size_flag_wins_over_a_recipe_size_schedule_and_says_so(caplog):
+    from pathlib import Path
+
     from pocketgan.distill.config import resolve_config
 
-    assert resolve_config(preset="quick").size_schedule, "the quick preset has low-resolution phases"
+    recipe = Path(__file__).parents[2] / "recipes" / "vintage.toml"
+    assert resolve_config(recipe).size_schedule, "the recipe has phases"
     with caplog.at_level(logging.WARNING, logger="pocketgan"):
-        config = resolve_config(preset="quick", size=64)
+        config = resolve_config(recipe, size=64)
     assert config.size == 64 and config.size_schedule == ()
     assert {size for _, size, _ in config.phases()} == {64}
     assert "--size 64 wins over the recipe's size schedule" in caplog.text
-    assert resolve_config(preset="quick", size_schedule=[[32, 0.5]], size=64).size_schedule == ((32, 0.5),)
+    assert resolve_config(recipe, size_schedule=[[32, 0.5]], size=64).size_schedule == ((32, 0.5),)
 
 
 def test_bench_percentiles_need_enough_samples():
