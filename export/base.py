@@ -169,11 +169,24 @@ class Prepared:
     # (H, W) a fixed-size artifact of a context model is converted at (formats without dynamic shapes);
     # None: dynamic, or (size, size) for a model without context.
     fixed: tuple[int, int] | None = None
+    # Work the artifacts of one `export` call share, by key (the pipeline passes one dict to all of them).
+    shared: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def trace_size(self) -> tuple[int, int]:
         """The (H, W) of the sample image the model is traced with."""
         return tuple(self.fixed) if self.fixed else (self.size, self.size)
+
+    def fp32_base(self, fmt: str, path: Path, convert: Callable[[Path], None]) -> None:
+        """Write `fmt`'s fp32 graph of the model to `path`: `convert(path)` the first time in an export (per
+        trace size and context), a copy of those bytes afterwards. fp16, int8 and w8 start from it, so one
+        conversion serves every precision (an ONNX export of the default student takes ~6 s each time)."""
+        key = ("fp32-base", fmt, self.context, self.trace_size)
+        if key in self.shared:
+            path.write_bytes(self.shared[key])
+        else:
+            convert(path)
+            self.shared[key] = path.read_bytes()
 
 
 @dataclass(frozen=True)

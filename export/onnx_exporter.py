@@ -53,7 +53,7 @@ class OnnxExporter(Exporter):
         import onnx
 
         fp32_path = path.with_name(path.stem + ".fp32-base.onnx")
-        _export_fp32(prepared, fp32_path)
+        prepared.fp32_base(self.name, fp32_path, lambda base: _export_fp32(prepared, base))
         if precision == "fp32":
             model = onnx.load(str(fp32_path))
         elif precision == "fp16":

@@ -182,6 +182,7 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
     reference = functools.cache(lambda with_context: _references(model, config, with_context))
     result = ExportResult(source=source, name=name, out=out)
     progress = _progress(config)
+    shared: dict = {}  # work the artifacts share (Prepared.fp32_base)
     for fmt, precision in progress:
         progress.set_postfix_str(f"{fmt} {precision}")
         exporter_class = get_exporter(fmt)
@@ -211,7 +212,14 @@ def export(source: str, config: ExportConfig | None = None) -> ExportResult:
         with_context = context and exporter_class.takes_context(precision)
         for fixed in _fixed_sizes(exporter_class, with_context, config):
             prepared = Prepared(
-                prepared_model, config.size, calibration, metadata, keep, context=with_context, fixed=fixed
+                prepared_model,
+                config.size,
+                calibration,
+                metadata,
+                keep,
+                context=with_context,
+                fixed=fixed,
+                shared=shared,
             )
             export_one = functools.partial(
                 _export_one,

@@ -95,16 +95,16 @@ class TFLiteExporter(Exporter):
             int8_method = _convert_int8(model, prepared, path)
         elif precision == "int8-full":
             base = path.with_name(path.stem + ".fp32-base.tflite")
-            _convert_fp32(model, prepared, base)
+            _fp32_base(model, prepared, base)
             _aeq_static_int8(base, prepared, path)
             base.unlink(missing_ok=True)
             _input_on_image_grid(path)
             int8_method = "aeq-static (static_wi8_ai8: every op int8, int8 I/O on the image grid)"
         elif precision == "fp32":
-            _convert_fp32(model, prepared, path)
+            _fp32_base(model, prepared, path)
         else:
             base = path.with_name(path.stem + ".fp32-base.tflite")
-            _convert_fp32(model, prepared, base)
+            _fp32_base(model, prepared, base)
             _aeq_weight_only(base, path, bits=16 if precision == "fp16" else 8)
             base.unlink(missing_ok=True)
         io = tensor_entries(path, prepared)
@@ -146,7 +146,7 @@ def _convert_int8(model, prepared: Prepared, path: Path) -> str:
             reason = f"pt2e scored {score:.1f} dB"
         else:
             reason = "configured"
-        _convert_fp32(model, prepared, base)
+        _fp32_base(model, prepared, base)
         if INT8_METHOD == "aeq-static":
             _aeq_static_int8(base, prepared, path)
             return "aeq-static (int8 I/O)"
@@ -213,6 +213,12 @@ def _nhwc(model, prepared: Prepared):
     from pocketgan.export.prepare import ChannelsLast, sample_inputs  # imports torch
 
     return ChannelsLast(model).eval(), sample_inputs(*prepared.trace_size, prepared.context)
+
+
+def _fp32_base(model, prepared: Prepared, path: Path) -> None:
+    """The fp32 TFLite of `model` (prepared.model with its ConvTranspose rewrite) at `path`, converted once
+    per export."""
+    prepared.fp32_base("tflite", path, lambda base: _convert_fp32(model, prepared, base))
 
 
 def _convert_fp32(model, prepared: Prepared, path: Path) -> None:
