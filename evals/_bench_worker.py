@@ -18,6 +18,21 @@ import numpy as np
 from pocketgan import runtime
 from pocketgan.errors import BackendUnavailable
 
+# Packages that only convert models. coremltools imports every one of them it finds installed (torch,
+# executorch, torchao, scikit-learn: 8-10 s and ~400 MB here), though running a Core ML artifact needs none;
+# the worker hides them from a Core ML artifact's process, so its row times what a torch-free install loads.
+CONVERTER_PACKAGES = ("torch", "torchao", "torchvision", "executorch", "sklearn", "tensorflow", "xgboost")
+
+
+def _hide_converters(model: str) -> None:
+    """Make `import torch` (and the rest of CONVERTER_PACKAGES) fail fast when `model` runs on Core ML."""
+    from pocketgan.runtime.base import backends_for
+
+    backends = backends_for(model)
+    if backends and all(b.format == "coreml" for b in backends) and "coremltools" not in sys.modules:
+        for name in CONVERTER_PACKAGES:
+            sys.modules.setdefault(name, None)  # None in sys.modules: the import raises ImportError
+
 
 def _rss_mb(key: str) -> float | None:
     """VmRSS / VmHWM of this process from /proc (Linux), in MiB."""
@@ -207,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
+        _hide_converters(args.model)
         if args.video:
             options = json.loads(args.video)
             row = measure_video(args.model, args.threads, args.warmup, args.iterations, args.backend, options)
@@ -220,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {"status": f"unavailable: {exc}"}
     except Exception as exc:  # reported as a row; the parent decides what to do with it
         row = {"status": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-    row["torch_loaded"] = "torch" in sys.modules
+    row["torch_loaded"] = sys.modules.get("torch") is not None  # None: hidden (_hide_converters)
     sys.stdout.write(json.dumps(row) + "\n")
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: some runtimes are slow or noisy to destroy
