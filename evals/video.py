@@ -114,6 +114,7 @@ def video_section(
     """eval.json's "video" section and the preview (animated WebP bytes, None when no artifact ran)."""
     from pocketgan import runtime
     from pocketgan.errors import PocketGANError
+    from pocketgan.runtime.base import get_backend
 
     clips = []
     for spec in video_clips(width):
@@ -132,6 +133,10 @@ def video_section(
             session = runtime.load(path, threads=threads, verify=False)
         except PocketGANError as exc:
             section["artifacts"].append({"path": str(path), "status": f"unavailable: {exc}"})
+            continue
+        note = get_backend(session.backend).video_note
+        if note:
+            section["artifacts"].append({"path": str(path), "name": path.name, "status": note})
             continue
         row, outputs = artifact_video_row(session, clips)
         section["artifacts"].append({"path": str(path), "name": path.name, "status": "ok"} | row)

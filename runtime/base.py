@@ -102,6 +102,8 @@ class Backend(abc.ABC):
     # True when the output that run_with hands to `read` is memory of this thread's own, reused only by the
     # next run: the reader may overwrite it in place (saves a scratch copy). False for engine memory.
     output_is_scratch: ClassVar[bool] = False
+    # Why eval's video section leaves this backend out (a numerical reference, not a runtime); None: it runs.
+    video_note: ClassVar[str | None] = None
 
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]

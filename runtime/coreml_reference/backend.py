@@ -37,6 +37,10 @@ class CoreMLReferenceBackend(Backend):
     format = "coreml"
     suffixes = (".mlpackage", ".mlmodel")
     priority = 90  # a reference implementation: only when real Core ML is unavailable
+    video_note = (
+        "not run: coreml-reference checks Core ML numerics in numpy (50-140 ms a 256x144 frame), it is not a "
+        "video runtime; the flicker of a Core ML artifact is measured where Core ML runs (macOS)"
+    )
     verified_by = VERIFIED_BY
 
     @classmethod
