@@ -214,11 +214,11 @@ def _evaluate_artifact(
     row["fid_vs_teacher"] = frechet_distance(config.fid_model, run.outputs, teacher_outputs)
     if size and size != config.size:
         row["notes"].append(f"artifact runs at {size}px; images resized to it and back to {config.size}px")
+    # A teacher artifact runs ~100x slower than a student: timed as often as the teacher in torch.
+    iterations = config.teacher_iterations if row["source_kind"] == "teacher" else config.iterations
     timing = bench_one(
         path,
-        BenchConfig(
-            config.threads, config.warmup, config.iterations, backend=run.backend, every_percentile=True
-        ),
+        BenchConfig(config.threads, config.warmup, iterations, backend=run.backend, every_percentile=True),
     )
     if timing.get("status") != "ok":
         row["notes"].append(f"bench: {timing.get('status')}")
