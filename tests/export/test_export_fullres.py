@@ -154,3 +154,16 @@ def test_sizes_option_reads_width_by_height_and_refuses_the_rest():
             ExportConfig(sizes=sizes_option(bad))
     with pytest.raises(UsageError, match="multiples of 4"):
         ExportConfig(sizes=((1080, 1922),))
+
+
+def test_one_fp32_conversion_serves_every_precision_of_an_export(tmp_path, monkeypatch):
+    import pocketgan.export.onnx_exporter as onnx_exporter
+
+    calls = []
+    convert = onnx_exporter._export_fp32
+    monkeypatch.setattr(onnx_exporter, "_export_fp32", lambda *a: calls.append(a) or convert(*a))
+    result = _export(tmp_path, ("onnx",), ("fp32", "fp16", "w8"), name="shared")
+    assert [a.status for a in result.artifacts] == ["ok"] * 3, [a.status for a in result.artifacts]
+    assert len(calls) == 1  # fp16 and w8 start from the first conversion's bytes
+    for artifact in result.artifacts:
+        assert artifact.manifest["parity"]["passed"] is True, (artifact.path, artifact.manifest["parity"])
