@@ -127,5 +127,5 @@ def test_distill_json_stdout(tmp_path, capsys, monkeypatch):
     args += ["--eval-every", "2", "--checkpoint-every", "2", "--out", tmp_path / "run", "--no-progress"]
     data, err = stdout_json(capsys, *args, "--cache-dir", tmp_path / "cache", "--json", "-")
     assert data["steps"] == 2 and data["best_checkpoint"]
-    assert "distilled 2 steps" in err and "wins over the recipe's size schedule" in err
+    assert "distilled 2 steps" in err  # the summary goes to stderr, the JSON alone to stdout
     shutil.rmtree(tmp_path / "run")
