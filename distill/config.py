@@ -31,8 +31,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # pool of 160 crops at 256 px (the teacher's look depends on its input size), 200 steps (batch 4),
         # best.pt by the validation split every 50 steps. Chosen on validation (19 photos, gain over doing
         # nothing at best.pt, evaluated every 25 steps; this one's best was its last step): this +0.74 dB,
-        # 6/19 below; two pools of 96 (stop 32) +0.54, 8/19; one pool of 128 +0.55, 6/19. Targets from the fp32 teacher: on this 2-core CPU (no AMX) bf16 autocast ran
-        # the teacher slower (0.80-0.84 s a 256 px crop vs 0.56-0.69 s).
+        # 6/19 below; two pools of 96 (stop 32) +0.54, 8/19; one pool of 128 +0.55, 6/19. Targets from
+        # the fp32 teacher: on this 2-core CPU (no AMX) bf16 autocast ran the teacher slower (0.80-0.84 s
+        # a 256 px crop vs 0.56-0.69 s).
         "teacher_precision": "fp32",
         "student": "patch-resnet",
         "width": 48,

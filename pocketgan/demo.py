@@ -1,10 +1,10 @@
 """`pocketgan demo`: the whole pipeline on the embedded default teacher, resumable stage by stage.
 
 Stages: distill a live "quick" student from the `vintage` teacher -> export the shipped full-recipe student
-to every format in fp32, fp16, int8 (and Core ML p6), the live student to ONNX/TFLite fp32/int8 and the teacher to ONNX fp32 ->
-parity gate -> eval (eval.json, report.md, report.html) -> a five-line summary. A finished stage leaves a
-marker in OUT/.stages and is skipped on the next run unless `--fresh`; the teacher-output cache lives in
-OUT/teacher-cache and is reused likewise.
+to every format in fp32, fp16, int8 (and Core ML p6), the live student to ONNX/TFLite fp32/int8 and the
+teacher to ONNX fp32 -> parity gate -> eval (eval.json, report.md, report.html) -> a five-line summary. A
+finished stage leaves a marker in OUT/.stages and is skipped on the next run unless `--fresh`; the
+teacher-output cache lives in OUT/teacher-cache and is reused likewise.
 
 Example: pocketgan demo --out build/demo
 """
