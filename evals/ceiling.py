@@ -10,8 +10,8 @@
   answer, so it is an upper bound for the grade alone (local tone and grain come on top).
 - `student` (with `--student`): the checkpoint in torch, for comparison.
 
-Each reference gets PSNR against the teacher, its gain over doing nothing and the count of photos below
-doing nothing. Defaults to the validation split (what recipes are tuned on); `--split test` reads the test
+Each reference gets PSNR, SSIM, grade and texture against the teacher (`evals.splits.split_fidelity`), its
+gain over doing nothing and the count of photos below doing nothing. Defaults to the validation split (what recipes are tuned on); `--split test` reads the test
 photos, for reporting only.
 
 Example: python -m pocketgan.evals.ceiling --split validation --size 256 \
@@ -29,7 +29,7 @@ import numpy as np
 
 from pocketgan.config import DEFAULT_TEACHER
 from pocketgan.images import to_float
-from pocketgan.metrics import json_ready, psnr
+from pocketgan.metrics import json_ready
 
 Model = Callable[[np.ndarray], np.ndarray]  # float HxWx3 in [-1, 1] -> the same
 
@@ -53,41 +53,35 @@ def ceiling(
     names: Sequence[str],
     student: Model | None = None,
 ) -> dict[str, Any]:
-    """Per image and on average: PSNR against the teacher of doing nothing, the mirrored teacher, the affine
-    oracle (and the student), each reference's gain over doing nothing and how many photos fall below it."""
-    per_image: dict[str, dict[str, float]] = {}
-    for name, image in zip(names, images, strict=True):
-        x = to_float(image) if image.dtype == np.uint8 else image
-        target = teacher(x)
-        outputs = {"identity": x, "mirrored": mirrored(teacher, x), "affine_oracle": affine_oracle(x, target)}
-        if student is not None:
-            outputs["student"] = student(x)
-        per_image[name] = {f"{key}_psnr_db": psnr(output, target) for key, output in outputs.items()}
-    references = [
-        k.removesuffix("_psnr_db") for k in next(iter(per_image.values())) if k != "identity_psnr_db"
-    ]
-    summary: dict[str, Any] = {"images": len(per_image), "per_image": per_image}
-    summary["identity_psnr_db"] = float(np.mean([s["identity_psnr_db"] for s in per_image.values()]))
-    for key in references:
-        gains = [s[f"{key}_psnr_db"] - s["identity_psnr_db"] for s in per_image.values()]
-        summary[key] = {
-            "psnr_db": float(np.mean([s[f"{key}_psnr_db"] for s in per_image.values()])),
-            "gain_db": float(np.mean(gains)),
-            "below_baseline": int(sum(g < 0 for g in gains)),
-        }
+    """Per image and on average, against the teacher: doing nothing, the mirrored teacher, the affine oracle
+    (and the student), scored by `split_fidelity` (PSNR, SSIM, grade, texture; each reference's gain over
+    doing nothing and how many photos fall below it)."""
+    from pocketgan.evals.splits import split_fidelity
+
+    inputs = [to_float(image) if image.dtype == np.uint8 else image for image in images]
+    targets = [teacher(x) for x in inputs]
+    outputs = {
+        "mirrored": [mirrored(teacher, x) for x in inputs],
+        "affine_oracle": [affine_oracle(x, target) for x, target in zip(inputs, targets, strict=True)],
+    }
+    if student is not None:
+        outputs["student"] = [student(x) for x in inputs]
+    split_of = dict.fromkeys(names, "data")
+    baseline = split_fidelity(inputs, targets, names, split_of)
+    scored = {key: split_fidelity(outs, targets, names, split_of, baseline) for key, outs in outputs.items()}
+    summary: dict[str, Any] = {"images": len(names), "identity_psnr_db": baseline["psnr_db"]}
+    summary["per_image"] = {
+        name: {"identity": _scores(baseline, name)} | {key: _scores(r, name) for key, r in scored.items()}
+        for name in names
+    }
+    for key, result in scored.items():
+        summary[key] = dict(result["splits"]["data"])
+        del summary[key]["images"]
     return summary
 
 
-def torch_model(module) -> Model:
-    """A torch module (or a distill Teacher) as a Model, batch 1."""
-    import torch
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            y = module(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))[None]))
-        return y.float().clamp(-1, 1)[0].permute(1, 2, 0).numpy()
-
-    return run
+def _scores(result: dict[str, Any], name: str) -> dict[str, float]:
+    return {k: v for k, v in result["per_image"][name].items() if k != "split"}
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -97,6 +91,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             s = summary[key]
             lines.append(
                 f"{key:<14} {s['psnr_db']:6.2f} dB  gain {s['gain_db']:+.2f} dB  "
+                f"SSIM {s['ssim']:.3f}  grade dE {s['grade_de2000']:.2f}  "
                 f"below doing nothing {s['below_baseline']}/{summary['images']}"
             )
     return "\n".join(lines)
@@ -127,7 +122,7 @@ def _run(args: argparse.Namespace) -> None:
     import torch
 
     from pocketgan.checkpoint import load_student
-    from pocketgan.evals.common import eval_images
+    from pocketgan.evals.common import eval_images, torch_model
     from pocketgan.manifest import atomic_write_json
     from pocketgan.models.teacher import load_teacher
 

@@ -6,6 +6,7 @@ Example: python -c "from evals.common import find_artifacts; print(find_artifact
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,17 +131,22 @@ def run_artifact(
     return result
 
 
-def torch_outputs(model, images: list[np.ndarray]) -> list[np.ndarray]:
-    """A torch module (or a distill Teacher) on each image, batch 1: float HxWx3 in [-1, 1]."""
+def torch_model(model) -> Callable[[np.ndarray], np.ndarray]:
+    """A torch module (or a distill Teacher) as a function of one float HxWx3 image in [-1, 1], batch 1."""
     import torch
 
-    outputs = []
-    with torch.no_grad():
-        for image in images:
-            x = torch.from_numpy(to_float(image).transpose(2, 0, 1)[None].copy())
-            y = model(x).float().clamp(-1, 1)
-            outputs.append(y[0].permute(1, 2, 0).numpy().copy())
-    return outputs
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            y = model(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))[None]))
+        return y.float().clamp(-1, 1)[0].permute(1, 2, 0).numpy().copy()
+
+    return run
+
+
+def torch_outputs(model, images: list[np.ndarray]) -> list[np.ndarray]:
+    """A torch module (or a distill Teacher) on each uint8 image, batch 1: float HxWx3 in [-1, 1]."""
+    run = torch_model(model)
+    return [run(to_float(image)) for image in images]
 
 
 def load_source_student(manifest: dict[str, Any] | None, artifact: Path):
