@@ -13,9 +13,9 @@ export OMP_WAIT_POLICY
 
 .PHONY: install demo test test-all bench lint fmt clean student data
 
-# The training photos of the embedded set (pocketgan/data/photos.toml): six Debian packages of photographs.
+# The training photos of the embedded set (pocketgan/data/photos.toml): seven Debian packages of photographs.
 WALLPAPER_PACKAGES := plasma-workspace-wallpapers lomiri-wallpapers-20.04 lomiri-wallpapers-16.04 \
-	lxqt-themes tuxpaint-data palapeli-data
+	lxqt-themes tuxpaint-data palapeli-data gcompris-qt-data
 
 install: $(STAMP)
 

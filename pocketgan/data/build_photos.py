@@ -32,6 +32,18 @@ LOMIRI16 = "lomiri-wallpapers-16.04"
 LXQT = ("lxqt-themes", "CC-BY-SA-3.0 (the wallpapers' License file)")
 TUXPAINT = ("tuxpaint-data", "GPL-2+", "Bill Kendrick")
 PALAPELI = "palapeli-data"
+# Stop 34: gcompris-qt-data's photographs of four activities (erase: animal close-ups at 1920 px; explore
+# monuments, world animals and farm animals: 1024 px), 105 photos, every one a training photo (validation and
+# test unchanged, so earlier validation figures stay comparable). Licence, author and source of each come
+# from the README in its activity's resource folder (all CC0, public domain, CC-BY or CC-BY-SA); the rows
+# are derived from those READMEs by `gcompris_rows`, not listed here.
+GCOMPRIS = "gcompris-qt-data"
+GCOMPRIS_FOLDERS = {  # activity/folder (under resource/) -> (name prefix, kind)
+    "erase/": ("erase", "animal close-up"),
+    "explore_monuments/": ("monument", "monument, architecture"),
+    "explore_world_animals/animals/": ("world_animal", "wild animal"),
+    "explore_farm_animals/animals/": ("farm_animal", "farm animal"),
+}
 SKIMAGE = "scikit-image"
 SKLEARN = "scikit-learn"
 
@@ -563,6 +575,50 @@ PHOTOS = [
 ]
 
 
+def _readme_stanzas(text: str) -> list[dict[str, str]]:
+    """GCompris' resource README: blank-line separated stanzas of `Key: value` lines; `Files:` takes the
+    rest of its line and the lines after it."""
+    stanzas = []
+    for block in text.strip().split("\n\n"):
+        fields: dict[str, str] = {}
+        key = None
+        for line in block.splitlines():
+            head, sep, rest = line.partition(":")
+            if sep and head in ("Copyright", "License", "Source", "Comments", "Files"):
+                key = head
+                fields[key] = rest.strip()
+            elif key == "Files":
+                fields[key] = f"{fields[key]} {line.strip()}".strip()
+        stanzas.append(fields)
+    return stanzas
+
+
+def gcompris_rows() -> list[tuple[str, str, str, str, str, str, str]]:
+    """PHOTOS rows for the photographs (.webp/.jpg) named in the READMEs of GCOMPRIS_FOLDERS, in order."""
+    from pocketgan.data.photos import GCOMPRIS_RCC
+    from pocketgan.data.rcc import read_rcc
+
+    rows = []
+    for folder, (prefix, kind) in GCOMPRIS_FOLDERS.items():
+        activity, _, sub = folder.partition("/")
+        files = read_rcc(GCOMPRIS_RCC / f"{activity}.rcc")
+        readme = files[f"gcompris/src/activities/{activity}/resource/{sub}README"].decode()
+        for stanza in _readme_stanzas(readme):
+            for member in stanza.get("Files", "").split():
+                if not member.lower().endswith((".webp", ".jpg", ".jpeg")):
+                    continue
+                if f"gcompris/src/activities/{activity}/resource/{sub}{member}" not in files:
+                    print(f"skipped {activity}/{sub}{member}: named in the README, not in the bundle")
+                    continue
+                stem = Path(member).stem
+                licence = (
+                    f"{stanza['License']} ({stanza['Source']})" if "Source" in stanza else stanza["License"]
+                )
+                file = f"gcompris:{activity}/{sub}{member}"
+                rows.append((f"{prefix}_{stem}", "train", kind, GCOMPRIS, file, licence, stanza["Copyright"]))
+    return rows
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -592,7 +648,11 @@ def main() -> None:
         "# source and licence. Written by `python -m pocketgan.data.build_photos`; validation and test photos\n"
         "# ship in photos/ (`shipped`, `shipped_sha256`), training photos are read from `file`.\n"
     ]
-    for name, split, kind, package, file, licence, author in PHOTOS:
+    rows = PHOTOS + gcompris_rows()
+    names = [row[0] for row in rows]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"duplicate photo names: {sorted({n for n in names if names.count(n) > 1})}")
+    for name, split, kind, package, file, licence, author in rows:
         path = source_path(file)
         with Image.open(path) as image:
             width, height = image.size

@@ -2,7 +2,9 @@
 
 Validation and test photos ship in pocketgan/data/photos/ (no apt needed); training photos are read where
 their package put them: Debian's plasma-workspace-wallpapers, lomiri-wallpapers-20.04,
-lomiri-wallpapers-16.04, lxqt-themes, tuxpaint-data and palapeli-data (`make data`), scikit-image's and scikit-learn's bundled photos. Splits are per photo,
+lomiri-wallpapers-16.04, lxqt-themes, tuxpaint-data, palapeli-data and gcompris-qt-data (`make data`; GCompris keeps
+its photos inside Qt resource bundles, which are unpacked once into $POCKETGAN_CACHE/photos/), scikit-image's and
+scikit-learn's bundled photos. Splits are per photo,
 so crops of one photo never cross splits. Every read of a validation or test photo goes through `_read_split_file` (tests instrument it).
 
 Example: python -m pocketgan.data.photos   # which training photos this machine has (exit 1 if any missing)
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import os
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -21,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketgan.data.rcc import read_rcc
 from pocketgan.errors import UsageError
 from pocketgan.images import center_crop_square, find_images, load_image, resize
+from pocketgan.manifest import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +41,10 @@ TRAIN_MAX_SIDE = 2560  # training photos are kept in memory at most this large (
 WALLPAPERS = Path("/usr/share/wallpapers")
 BACKGROUNDS = Path("/usr/share/backgrounds")
 SHARE = Path("/usr/share")
+GCOMPRIS_RCC = SHARE / "gcompris-qt" / "rcc"
 MAKE_DATA_HINT = (
     "run `make data` (apt-get install plasma-workspace-wallpapers lomiri-wallpapers-20.04 "
-    "lomiri-wallpapers-16.04 lxqt-themes tuxpaint-data palapeli-data), "
+    "lomiri-wallpapers-16.04 lxqt-themes tuxpaint-data palapeli-data gcompris-qt-data), "
     "or pass --data with your own photos"
 )
 
@@ -79,8 +85,12 @@ def skimage_data_dir() -> Path:
 
 def source_path(file: str) -> Path:
     """Resolve a manifest `file` ("plasma:Kite", "lomiri:X.jpg", "lxqt:fog.jpg", "tuxpaint:sheep.jpg",
-    "palapeli:citrus-fruits.jpg", "skimage:coffee.png", "sklearn:china.jpg", "pocketgan:images/x.jpg") to a path; a plasma wallpaper resolves to its largest image."""
+    "palapeli:citrus-fruits.jpg", "gcompris:erase/alpaca.webp", "skimage:coffee.png", "sklearn:china.jpg",
+    "pocketgan:images/x.jpg") to a path; a plasma wallpaper resolves to its largest image, a GCompris photo
+    to its copy unpacked from the activity's resource bundle (a missing path when the package is not here)."""
     scheme, _, name = file.partition(":")
+    if scheme == "gcompris":
+        return _gcompris_photo(name)
     if scheme == "plasma":
         folder = WALLPAPERS / name / "contents" / "images"
         candidates = sorted(folder.glob("*.*")) if folder.is_dir() else []
@@ -99,6 +109,26 @@ def source_path(file: str) -> Path:
     if scheme not in roots:
         raise UsageError(f"photos.toml: unknown source {file!r}")
     return roots[scheme]() / name
+
+
+def photo_cache_dir() -> Path:
+    """$POCKETGAN_CACHE (else ~/.cache/pocketgan)/photos: photos unpacked from resource bundles."""
+    return Path(os.environ.get("POCKETGAN_CACHE") or Path.home() / ".cache" / "pocketgan") / "photos"
+
+
+def _gcompris_photo(name: str) -> Path:
+    """ "ACTIVITY/PATH" -> the file PATH under the activity's resource/ folder, unpacked from ACTIVITY.rcc
+    on first use (written atomically; the manifest's sha256 checks its content like any other photo)."""
+    activity, _, member = name.partition("/")
+    target = photo_cache_dir() / "gcompris" / activity / member
+    bundle = GCOMPRIS_RCC / f"{activity}.rcc"
+    if not target.is_file() and bundle.is_file():
+        files = read_rcc(bundle)
+        key = f"gcompris/src/activities/{activity}/resource/{member}"
+        if key in files:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(target, files[key])
+    return target
 
 
 def _pixels(stem: str) -> int:
