@@ -95,18 +95,17 @@ def test_emit_json_to_stdout_is_strict_json_and_file_is_written(capsys, tmp_path
     assert json.loads(target.read_text()) == {"a": 1} and capsys.readouterr().out == ""
 
 
-def test_size_flag_wins_over_a_recipe_size_schedule_and_says_so(caplog):
-    from pathlib import Path
-
+def test_size_flag_wins_over_a_recipe_size_schedule_and_says_so(caplog, tmp_path):
     from pocketgan.distill.config import resolve_config
 
-    recipe = Path(__file__).parents[2] / "recipes" / "vintage.toml"
+    recipe = tmp_path / "phases.toml"
+    recipe.write_text("size = 256\nsize_schedule = [[128, 0.25, 8], [256, 0.25, 4]]\n")
     assert resolve_config(recipe).size_schedule, "the recipe has phases"
     with caplog.at_level(logging.WARNING, logger="pocketgan"):
         config = resolve_config(recipe, size=64)
     assert config.size == 64 and config.size_schedule == ()
     assert {size for _, size, _ in config.phases()} == {64}
-    assert "--size 64 wins over the recipe's size schedule" in caplog.text
+    assert "--size 64 wins over the recipe's size schedule (128/256 px phases)" in caplog.text
     assert resolve_config(recipe, size_schedule=[[32, 0.5]], size=64).size_schedule == ((32, 0.5),)
 
 
