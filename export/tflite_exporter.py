@@ -280,13 +280,39 @@ def _leave_in_float(quantizer, layers: tuple[str, ...]) -> None:
 
     def annotate_except(model):
         model = annotate(model)
+        floated = set()
         for node in model.graph.nodes:
             paths = [path for path, _ in (node.meta.get("nn_module_stack") or {}).values()]
             if any(p == s or p.startswith(s + ".") for p in paths for s in scopes):
                 node.meta.pop(Q_ANNOTATION_KEY, None)
+                floated.add(node)
+        # An op that shares a float op's quantization parameters (SharedQuantizationSpec) has none to share:
+        # it goes float too, until no annotation refers to a float op.
+        while floated:
+            newly = {
+                node for node in model.graph.nodes if _shares_with(node.meta.get(Q_ANNOTATION_KEY), floated)
+            }
+            for node in newly:
+                node.meta.pop(Q_ANNOTATION_KEY, None)
+            floated = newly
         return model
 
     quantizer.annotate = annotate_except
+
+
+def _shares_with(annotation, nodes: set) -> bool:
+    """Whether a PT2E annotation has a SharedQuantizationSpec pointing at one of `nodes` (or an edge from one)."""
+    from torchao.quantization.pt2e.quantizer import SharedQuantizationSpec
+
+    if annotation is None:
+        return False
+    specs = [*annotation.input_qspec_map.values(), annotation.output_qspec]
+    for spec in specs:
+        if isinstance(spec, SharedQuantizationSpec):
+            target = spec.edge_or_node
+            if (target[0] if isinstance(target, tuple) else target) in nodes:
+                return True
+    return False
 
 
 def _input_names(path: Path) -> list[str]:

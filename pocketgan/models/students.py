@@ -238,6 +238,16 @@ class GlobalContext(nn.Module):
         return pixels if matrix is None else self.transform(pixels, matrix)
 
 
+class ContextEncoder(nn.Sequential):
+    """The convolutions that turn the thumbnail's patches into context features (an nn.Sequential: same
+    state-dict keys). `float_only`: int8 exporters keep it in float. It runs once per image on the 256²
+    thumbnail, and the grade follows its features: quantized by PT2E, TFLite int8 of the shipped student fell
+    to 34.0 dB from the torch student on a validation photo (all >= 57.9 in float, at the same latency).
+    """
+
+    float_only = True
+
+
 def _combine(x: torch.Tensor, context: GlobalContext, matrix: torch.Tensor | None, local: torch.Tensor):
     """clip(colour_transform(x) + local, -1, 1), computed channels-last: local (N, H, W, 3) -> (N, 3, H, W).
 
@@ -393,7 +403,7 @@ class PatchResNet(nn.Module):
         encoder: list[nn.Module] = []
         for i in range(int(context_depth) if context_features else 0):
             encoder += [nn.Conv2d(w if i == 0 else c, c, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
-        self.context_encoder = nn.Sequential(*encoder)
+        self.context_encoder = ContextEncoder(*encoder)
         self.context = GlobalContext(
             (c if encoder else w) if context_features else 0,
             [w] * int(n_blocks),

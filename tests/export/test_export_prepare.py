@@ -174,9 +174,11 @@ def test_float_only_layers_are_named_as_torch_export_records_them():
 
     model = build("patch-resnet", width=8, context_width=8).eval()
     names = float_only_types(model)
-    # the global context (pooled statistics -> FiLM and colour matrix) and the colour transform it sets
+    # the global context (pooled statistics -> FiLM and colour matrix), the colour transform it sets and the
+    # thumbnail's context encoder that feeds it
     assert sorted(names) == [
         "pocketgan.models.students.ColourTransform",
+        "pocketgan.models.students.ContextEncoder",
         "pocketgan.models.students.GlobalContext",
     ]
     program = torch.export.export(model, (torch.zeros(1, 3, 16, 16),))
@@ -198,3 +200,24 @@ def test_next_export_removes_what_a_killed_export_left(tmp_path, killed_mid_writ
     result = export("export_nets:tiny_student", config)
     assert [a.status for a in result.artifacts] == ["ok"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_keep_float_also_floats_ops_that_share_a_floated_ops_quantization():
+    """PT2E's prepare looks up the node a SharedQuantizationSpec points at: when keep-float drops a node's
+    annotation, the annotations sharing with it must go too (`--keep-float context_encoder` hit KeyError)."""
+    pytest.importorskip("torchao")
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
+
+    from pocketgan.export.tflite_exporter import _shares_with
+
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    relu = graph.call_function(torch.relu, (x,))
+    pool = graph.call_function(torch.mean, (relu,))
+    shared = QuantizationAnnotation(
+        input_qspec_map={relu: SharedQuantizationSpec(relu)},
+        output_qspec=SharedQuantizationSpec((relu, pool)),
+    )
+    assert _shares_with(shared, {relu})
+    assert not _shares_with(shared, {pool}) and not _shares_with(None, {relu})
+    assert not _shares_with(QuantizationAnnotation(), {relu})
