@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pocketgan.artifacts import cache_home
 from pocketgan.images import to_nchw
 from pocketgan.manifest import atomic_path
 
@@ -35,8 +36,7 @@ def default_max_bytes() -> int:
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("POCKETGAN_CACHE") or Path.home() / ".cache" / "pocketgan"
-    return Path(root) / "teacher_outputs"
+    return cache_home() / "teacher_outputs"
 
 
 def image_sha256(image: np.ndarray) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from pocketgan import runtime
+from pocketgan.artifacts import cache_home
 from pocketgan.config import DEFAULT_TEACHER
 from pocketgan.errors import BackendUnavailable, ModelLoadError, UsageError
 from pocketgan.evals.common import artifact_format, find_artifacts, image_splits
@@ -93,8 +93,7 @@ def full_size_images(config: FullResConfig) -> list[tuple[str, np.ndarray]]:
 
 def teacher_cache_folder(cache: str | None, resolution: int, teacher_hash: str) -> Path:
     """$POCKETGAN_CACHE (or ~/.cache/pocketgan, or `cache`)/teacher_fullres/<teacher hash>/<resolution>/."""
-    root = cache or os.environ.get("POCKETGAN_CACHE") or Path.home() / ".cache" / "pocketgan"
-    return Path(root) / "teacher_fullres" / teacher_hash[:32] / str(resolution)
+    return cache_home(cache) / "teacher_fullres" / teacher_hash[:32] / str(resolution)
 
 
 def teacher_outputs(

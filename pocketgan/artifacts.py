@@ -59,10 +59,17 @@ def checkpoint_of(model: str | os.PathLike) -> Path | None:
     return path if path.suffix.lower() in CHECKPOINT_SUFFIXES else None
 
 
+def cache_home(configured: str | os.PathLike | None = None) -> Path:
+    """The folder every pocketgan cache lives in: `configured`, else $POCKETGAN_CACHE, else ~/.cache/pocketgan.
+
+    The teacher outputs (distill.cache), the full-size teacher outputs (evals.fullres) and the unpacked
+    photos (pocketgan.data.photos) are subfolders of it."""
+    return Path(configured or os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "pocketgan")
+
+
 def cache_root() -> Path:
     """Where exported checkpoints are kept: $POCKETGAN_CACHE, else ~/.cache/pocketgan/artifacts."""
-    configured = os.environ.get(CACHE_VARIABLE)
-    return Path(configured) if configured else Path.home() / ".cache" / "pocketgan" / "artifacts"
+    return cache_home() if os.environ.get(CACHE_VARIABLE) else cache_home() / "artifacts"
 
 
 def export_command(checkpoint: Path, fmt: str, precision: str) -> str:

@@ -595,19 +595,19 @@ def _readme_stanzas(text: str) -> list[dict[str, str]]:
 
 def gcompris_rows() -> list[tuple[str, str, str, str, str, str, str]]:
     """PHOTOS rows for the photographs (.webp/.jpg) named in the READMEs of GCOMPRIS_FOLDERS, in order."""
-    from pocketgan.data.photos import GCOMPRIS_RCC
+    from pocketgan.data.photos import GCOMPRIS_RCC, gcompris_member
     from pocketgan.data.rcc import read_rcc
 
     rows = []
     for folder, (prefix, kind) in GCOMPRIS_FOLDERS.items():
         activity, _, sub = folder.partition("/")
         files = read_rcc(GCOMPRIS_RCC / f"{activity}.rcc")
-        readme = files[f"gcompris/src/activities/{activity}/resource/{sub}README"].decode()
+        readme = files[gcompris_member(activity, f"{sub}README")].decode()
         for stanza in _readme_stanzas(readme):
             for member in stanza.get("Files", "").split():
                 if not member.lower().endswith((".webp", ".jpg", ".jpeg")):
                     continue
-                if f"gcompris/src/activities/{activity}/resource/{sub}{member}" not in files:
+                if gcompris_member(activity, f"{sub}{member}") not in files:
                     print(f"skipped {activity}/{sub}{member}: named in the README, not in the bundle")
                     continue
                 stem = Path(member).stem

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import os
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketgan.artifacts import cache_home
 from pocketgan.data.rcc import read_rcc
 from pocketgan.errors import UsageError
 from pocketgan.images import center_crop_square, find_images, load_image, resize
@@ -113,7 +113,12 @@ def source_path(file: str) -> Path:
 
 def photo_cache_dir() -> Path:
     """$POCKETGAN_CACHE (else ~/.cache/pocketgan)/photos: photos unpacked from resource bundles."""
-    return Path(os.environ.get("POCKETGAN_CACHE") or Path.home() / ".cache" / "pocketgan") / "photos"
+    return cache_home() / "photos"
+
+
+def gcompris_member(activity: str, path: str) -> str:
+    """The name, inside ACTIVITY.rcc, of the file PATH under that activity's resource/ folder."""
+    return f"gcompris/src/activities/{activity}/resource/{path}"
 
 
 def _gcompris_photo(name: str) -> Path:
@@ -124,7 +129,7 @@ def _gcompris_photo(name: str) -> Path:
     bundle = GCOMPRIS_RCC / f"{activity}.rcc"
     if not target.is_file() and bundle.is_file():
         files = read_rcc(bundle)
-        key = f"gcompris/src/activities/{activity}/resource/{member}"
+        key = gcompris_member(activity, member)
         if key in files:
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, files[key])
