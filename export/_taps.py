@@ -34,14 +34,15 @@ def torch_taps(model, images: np.ndarray) -> dict[str, Tap]:
 
     The graph is `torch.export` of the NHWC-wrapped model with in-place ops functionalized
     (`run_decompositions({})`), which names its nodes the way the dynamo ONNX exporter and coremltools name
-    their values, so artifact tensors can be matched by name where the format keeps names.
+    their values, so artifact tensors can be matched by name where the format keeps names. A model with a
+    context input gets each image's context thumbnail there, as its artifact does (`torch_inputs`).
     """
     import torch
 
     from pocketgan.export.prepare import ChannelsLast
 
-    sample = torch.from_numpy(np.ascontiguousarray(images[:1]))
-    program = torch.export.export(ChannelsLast(model).eval(), (sample,)).run_decompositions({})
+    wrapped = ChannelsLast(model).eval()
+    program = torch.export.export(wrapped, torch_inputs(wrapped, images[0])).run_decompositions({})
     module = program.module()
     taps: dict[str, Tap] = {}
     for node in module.graph.nodes:
@@ -65,8 +66,33 @@ def torch_taps(model, images: np.ndarray) -> dict[str, Tap]:
 
     with torch.no_grad():
         for image in images:
-            _Recorder(module).run(torch.from_numpy(np.ascontiguousarray(image[None])))
+            _Recorder(module).run(*torch_inputs(wrapped, image))
     return {name: tap for name, tap in taps.items() if len(tap.values) == len(images)}
+
+
+def torch_inputs(wrapped, image: np.ndarray) -> tuple:
+    """NHWC float `image` (H, W, 3) in [-1, 1] -> the ChannelsLast model's inputs: the image, and its
+    context thumbnail (images.context_thumbnail, as the runtime makes it) where the model takes one."""
+    import torch
+
+    from pocketgan.images import context_thumbnail, to_float, to_uint8
+
+    x = torch.from_numpy(np.ascontiguousarray(image[None], dtype=np.float32))
+    if not wrapped.has_context:
+        return (x,)
+    return x, torch.from_numpy(to_float(context_thumbnail(to_uint8(image)))[None])
+
+
+def _feeds(path: str | Path, images: np.ndarray, backend: str | None = None) -> list[dict[str, np.ndarray]]:
+    """{input name: array} per NHWC `images` (N, H, W, 3) in [-1, 1], as the runtime feeds the artifact:
+    the image and, for a two-input artifact, its context thumbnail (left unset, it reads as zeros and
+    every tensor after the context looks broken)."""
+    from pocketgan import runtime
+    from pocketgan.images import to_uint8
+
+    with runtime.load(path, backend=backend, threads=1) as session:
+        names = [spec.name for spec in session.engine.inputs]
+        return [dict(zip(names, session.native_inputs(to_uint8(image)), strict=True)) for image in images]
 
 
 def onnx_taps(path: str | Path, images: np.ndarray) -> list[Tap]:
@@ -107,11 +133,10 @@ def onnx_taps(path: str | Path, images: np.ndarray) -> list[Tap]:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
     names = [o.name for o in session.get_outputs() if o.name in wanted]
     taps = [Tap(wanted[name][0], wanted[name][1]) for name in names]
-    for image in images:
-        for tap, value in zip(taps, session.run(names, {input_name: image[None]}), strict=True):
+    for feed in _feeds(path, images):
+        for tap, value in zip(taps, session.run(names, feed), strict=True):
             tap.values.append(np.asarray(value, np.float32))
     return taps
 
@@ -132,7 +157,7 @@ def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
 def tflite_taps(path: str | Path, images: np.ndarray) -> list[Tap]:
     """Every op output of a TFLite artifact (builtin kernels, no delegate, all tensors kept), dequantized.
 
-    The image goes in through the input's quantization when the model takes integers.
+    The inputs are what the runtime feeds (`_feeds`): quantized where the model takes integers.
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -143,7 +168,7 @@ def tflite_taps(path: str | Path, images: np.ndarray) -> list[Tap]:
     )
     interpreter.allocate_tensors()
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
-    model_input = interpreter.get_input_details()[0]
+    inputs = {d["name"]: d["index"] for d in interpreter.get_input_details()}
     ops = [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
     taps = [
         Tap(
@@ -157,36 +182,24 @@ def tflite_taps(path: str | Path, images: np.ndarray) -> list[Tap]:
         if i >= 0
     ]
     indices = [i for op in ops for i in op["outputs"] if i >= 0]
-    for image in images:
-        interpreter.set_tensor(model_input["index"], _quantize_input(image[None], model_input))
+    for feed in _feeds(path, images):
+        for name, array in feed.items():
+            interpreter.set_tensor(inputs[name], array)
         interpreter.invoke()
         for tap, index in zip(taps, indices, strict=True):
             tap.values.append(_dequantize(interpreter.get_tensor(index), details[index]))
     return taps
 
 
-def _quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
-    dtype = np.dtype(detail["dtype"])
-    if dtype.kind == "f":
-        return x.astype(dtype)
-    scale, zero_point = detail["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.rint(x / scale + zero_point), info.min, info.max).astype(dtype)
-
-
 def coreml_taps(path: str | Path, images: np.ndarray) -> list[Tap]:
     """Every op output of a Core ML ML Program, run op by op by our numpy reference interpreter."""
-    from pocketgan import runtime
-    from pocketgan.images import to_uint8
     from pocketgan.runtime.coreml_reference.interpreter import load_interpreter
 
     interpreter = load_interpreter(path)
-    session = runtime.load(path, backend="coreml-reference")
-    input_name = next(iter(interpreter.program.inputs))
     steps = [(step.type, name) for step in interpreter.steps for name, _ in step.outputs]
     taps = [Tap(name.removesuffix("_cast_fp16"), op) for op, name in steps]
-    for image in images:
-        values = interpreter.trace({input_name: session.native_input(to_uint8(image))})
+    for feed in _feeds(path, images, backend="coreml-reference"):
+        values = interpreter.trace(feed)
         for tap, (_, name) in zip(taps, steps, strict=True):
             value = values.get(name)
             if isinstance(value, np.ndarray) and value.dtype.kind == "f":

@@ -284,11 +284,15 @@ def _output_psnr(path: Path, model, images: np.ndarray) -> float | None:
     import torch
 
     from pocketgan.export._runners import predict
+    from pocketgan.export._taps import torch_inputs
+    from pocketgan.export.prepare import ChannelsLast
     from pocketgan.metrics import psnr
 
+    wrapped = ChannelsLast(model).eval()
     x = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
     with torch.no_grad():
-        expected = np.concatenate([model(torch.from_numpy(x[i : i + 1])).numpy() for i in range(len(x))])
+        expected = np.concatenate([wrapped(*torch_inputs(wrapped, image)).numpy() for image in images])
+    expected = expected.transpose(0, 3, 1, 2)
     try:
         output, _ = predict(path, x)
     except Exception as exc:  # Core ML on Linux: the tensors above came from our interpreter anyway
@@ -310,19 +314,24 @@ def source_model(manifest: dict[str, Any], artifact: Path):
         model, why = load_source_student(manifest, artifact)
         if model is None:
             raise ModelLoadError(f"{artifact}: {why.removeprefix('unavailable: ')}")
-    size = int(manifest["input"]["shape"][1 if manifest["input"].get("layout") == "NHWC" else 2])
-    return prepare_model(model, size)[0], size
+    shape = manifest["input"]["shape"]
+    nhwc = manifest["input"].get("layout") == "NHWC"
+    size = (int(shape[1]), int(shape[2])) if nhwc else (int(shape[2]), int(shape[3]))  # (H, W)
+    return prepare_model(model, size[0])[0], size
 
 
-def explanation_images(manifest: dict[str, Any], size: int, count: int) -> np.ndarray:
-    """The first `count` calibration images the artifact was exported with, NHWC float32 in [-1, 1]."""
+def explanation_images(manifest: dict[str, Any], size: tuple[int, int], count: int) -> np.ndarray:
+    """The first `count` calibration images the artifact was exported with, at its (H, W), NHWC float32 in
+    [-1, 1] (a fixed non-square size gets the calibration images of that size, as its exporter did)."""
     from pocketgan.export.base import ExportConfig
     from pocketgan.export.pipeline import calibration_images
 
     folder = (manifest.get("export") or {}).get("calibration")
     folder = folder if folder and Path(folder).is_dir() else None
-    config = ExportConfig(precisions=("fp32",), size=size, calibration=folder, calibration_count=count)
-    return np.ascontiguousarray(calibration_images(config).transpose(0, 2, 3, 1))
+    height, width = size
+    config = ExportConfig(precisions=("fp32",), size=height, calibration=folder, calibration_count=count)
+    images = calibration_images(config, None if height == width else size)[:count]
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
 
 
 def explain(artifact: str | Path, images: int = 8) -> Explanation:

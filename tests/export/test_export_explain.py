@@ -207,3 +207,24 @@ def test_float_gaps_get_a_qdq_pair_until_no_op_is_float():
     assert onnx_float_nodes(model.graph) == []
     after = ort.InferenceSession(model.SerializeToString()).run(None, {"image": images[:1]})[0]
     assert np.abs(after - before).max() <= 2 * 2 / 255  # one more 8-bit rounding
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_explain_feeds_a_context_students_thumbnail_as_its_artifact_gets_it(tmp_path, fmt):
+    """A two-input artifact (image, context thumbnail) gets the runtime's thumbnail on both sides: the
+    artifact's taps read it, and the torch reference runs on it. Left as zeros (or the torch side using the
+    32 px image itself), every tensor after the context disagreed and explain blamed exact layers."""
+    from pocketgan.export import ExportConfig, export
+    from pocketgan.export.explain import explain
+
+    config = ExportConfig(
+        formats=(fmt,), precisions=("fp32",), size=SIZE, out=str(tmp_path), calibration_count=4
+    )
+    artifacts = [_ok(a) for a in export("export_nets:tiny_context_student", config).artifacts]
+    # TFLite: one file per fixed size; explain the non-square one (its images must be H x W, not H x H).
+    artifact = next((a for a in artifacts if "768x1024" in a.path.name), artifacts[0])
+    result = explain(artifact.path, images=2)
+    assert len(result.rows) >= result.torch_tensors // 2, (len(result.rows), result.torch_tensors)
+    worst = min(result.rows, key=lambda r: r.sqnr_db)
+    assert worst.sqnr_db > 60, (worst.layer, worst.tensor, worst.sqnr_db)
+    assert result.first_jump is None and result.output_psnr_db > 60
