@@ -18,6 +18,10 @@ FAMILIES = [
     ("patch-resnet", {"width": 8, "n_blocks": 1, "context_width": 8}),
     ("patch-resnet", {"width": 8, "n_blocks": 1, "context_width": 8, "normalized_colour": True}),
     ("patch-resnet", {"width": 8, "n_blocks": 1, "normalized_colour": True, "context_features": False}),
+    (
+        "patch-resnet",
+        {"width": 8, "n_blocks": 1, "context_width": 8, "colour": "affine", "second_moments": True},
+    ),
 ]
 
 

@@ -17,6 +17,10 @@ FAMILIES = [
     ("tiny-unet", {"width": 4}),
     ("patch-resnet", {"width": 8, "n_blocks": 1, "context_width": 8}),
     ("patch-resnet", {"width": 8, "n_blocks": 1, "normalized_colour": True, "context_features": False}),
+    (
+        "patch-resnet",
+        {"width": 8, "n_blocks": 1, "context_width": 8, "colour": "affine", "second_moments": True},
+    ),
 ]
 ZOO_STUDENT = "pocketgan/zoo/vintage-mobile/student.pt"
 
