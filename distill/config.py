@@ -101,6 +101,13 @@ class DistillConfig:
     augment_strength: float = 1.0
     # crops flatter than this (luminance std, 0-1) are drawn again: see pocketgan.data.augment
     min_crop_contrast: float = 0.0
+    # Full-size targets (issue 21): > 0 makes `fullres_fraction` of the batches `size`-pixel crops of the
+    # training photos scaled to this long side, against the teacher run on the WHOLE photo at that size, the
+    # student given the whole photo's thumbnail and working size (a student with size_input), as the runtime
+    # runs it on a photo. The teacher's grade at 1280 px is not its grade at 256 px (README, full resolution).
+    fullres_resolution: int = 0
+    fullres_fraction: float = 0.5
+    fullres_from: float = 0.0  # full-size batches from this fraction of the steps on
     # Schedule
     size: int = 256
     size_schedule: tuple[tuple[float, ...], ...] = ()
@@ -161,6 +168,8 @@ class DistillConfig:
             "adversarial_from",
             "ema_decay",
             "average_from",
+            "fullres_fraction",
+            "fullres_from",
         )
         for name in fractions:
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -183,6 +192,7 @@ class DistillConfig:
             raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.size % 4:
             raise UsageError(f"size must be a multiple of 4, got {self.size}")
+        self._check_fullres()
         bad = {k: v for k, v in self.pixel_loss.items() if not isinstance(v, int | float) or v < 0}
         if bad:
             raise UsageError(f"pixel_loss weights must be numbers >= 0, got {bad}")
@@ -203,6 +213,24 @@ class DistillConfig:
             )
         object.__setattr__(self, "size_schedule", tuple(tuple(p) for p in self.size_schedule))
         object.__setattr__(self, "feature_layers", tuple(tuple(p) for p in self.feature_layers))
+
+    def _check_fullres(self) -> None:
+        if isinstance(self.fullres_resolution, bool) or not isinstance(self.fullres_resolution, int):
+            raise UsageError(f"fullres_resolution must be an integer, got {self.fullres_resolution!r}")
+        if not self.fullres_resolution:
+            return
+        if self.fullres_resolution < self.size:
+            raise UsageError(
+                f"fullres_resolution ({self.fullres_resolution}) must be 0 or >= size ({self.size})"
+            )
+        if not self.student_kwargs.get("size_input"):
+            raise UsageError(
+                "fullres_resolution needs a student that is told its working size: student_kwargs.size_input = true"
+            )
+        if self.feature_weight > 0:
+            raise UsageError(
+                "fullres_resolution does not combine with feature_weight (the teacher's features of a crop are not those of the whole photo)"
+            )
 
     def _check_size_schedule(self) -> None:
         total = 0.0

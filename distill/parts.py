@@ -46,9 +46,14 @@ def teacher_features(teacher: Teacher, x: torch.Tensor, layers: list[str]) -> di
 
 
 def student_forward(
-    student: torch.nn.Module, x: torch.Tensor, layers: list[str], train: bool = True
+    student: torch.nn.Module,
+    x: torch.Tensor,
+    layers: list[str],
+    train: bool = True,
+    inputs: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The student's output and the outputs of its named layers (forward hooks, removed afterwards)."""
+    """The student's output and the outputs of its named layers (forward hooks, removed afterwards).
+    `inputs`: more keyword inputs of the student (thumb, size)."""
     features: dict[str, torch.Tensor] = {}
     handles = [
         find_module(student, name, "student").register_forward_hook(
@@ -59,7 +64,7 @@ def student_forward(
     try:
         student.train(train)
         with torch.set_grad_enabled(train):
-            output = student(x)
+            output = student(x, **(inputs or {}))
     finally:
         for handle in handles:
             handle.remove()

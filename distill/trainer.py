@@ -30,7 +30,14 @@ from pocketgan.distill import runfolder
 from pocketgan.distill.cache import TeacherOutputCache
 from pocketgan.distill.colour_start import fit_colour_start, set_colour_start
 from pocketgan.distill.config import DistillConfig, save_resolved_config
-from pocketgan.distill.data import epoch_order, pool_seed, shard, training_pool
+from pocketgan.distill.data import (
+    FullSizeTargets,
+    epoch_order,
+    full_size_targets,
+    pool_seed,
+    shard,
+    training_pool,
+)
 from pocketgan.distill.distributed import DistributedContext, context_from_env
 from pocketgan.distill.losses import (
     build_pixel_loss,
@@ -49,8 +56,9 @@ from pocketgan.distill.parts import (
 from pocketgan.distill.validation import baseline_scores, evaluate_student, student_checkpoint
 from pocketgan.errors import CheckFailed, UsageError
 from pocketgan.flops import MAC_METHOD, count_macs, count_params
-from pocketgan.images import to_nchw
+from pocketgan.images import context_thumbnail, to_float, to_nchw
 from pocketgan.manifest import atomic_write_json
+from pocketgan.metrics import psnr
 from pocketgan.models import build
 from pocketgan.models.teacher import Teacher, load_teacher
 
@@ -72,6 +80,9 @@ SUMMARY_KEYS = tuple(
         "gain_db",
         "below_baseline",
         "per_image",
+        "fullres_gain_db",
+        "fullres_below_baseline",
+        "fullres_per_image",
     )
 )
 AVERAGE_LOG_KEYS = ("averaged_checkpoints", *SUMMARY_KEYS)  # final line: average_*
@@ -203,6 +214,8 @@ class _Run:
         self.validation: tuple[list[str], torch.Tensor, torch.Tensor, dict] | None = None
         self.macs: int | None = None
         self.phase_data: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        self.full_size: FullSizeTargets | None = None  # config.fullres_resolution > 0: loaded in train()
+        self.full_validation: tuple[list[str], list[np.ndarray], list[np.ndarray]] | None = None
         self.last_speed: float | None = None
         self.bad_streak = 0
 
@@ -310,6 +323,8 @@ class _Run:
         resumed_from = self._prepare_run_folder(resume)
         if self.config.colour_start and self.step == 0:
             self._colour_start()
+        if self.config.fullres_resolution:
+            self.full_size = full_size_targets(self.config, torch.get_num_threads())
         if self.good_state is None:
             self._checkpoint_in_memory()
         config = self.config
@@ -397,8 +412,17 @@ class _Run:
             chosen = torch.tensor(order[position * batch : (position + 1) * batch])
             x = inputs[chosen].to(self.device, non_blocking=True)
             y = targets[chosen].to(self.device, non_blocking=True)
+            context: dict[str, torch.Tensor] = {}
+            draw = np.random.default_rng([self.config.seed, 21, self.context.rank, self.step])
+            full_size = (
+                self.full_size is not None and self.step >= self.config.fullres_from * self.config.steps
+            )
+            if full_size and draw.random() < self.config.fullres_fraction:
+                x, y, thumb, sizes = self.full_size.batch(draw, batch, size)
+                x, y = x.to(self.device), y.to(self.device)
+                context = {"thumb": thumb.to(self.device), "size": sizes.to(self.device)}
             step_started = time.perf_counter()
-            terms = self._train_step(x, y)
+            terms = self._train_step(x, y, context)
             window_seconds += time.perf_counter() - step_started
             if terms is None:
                 continue  # skipped or rolled back; self.step says where we are
@@ -436,8 +460,11 @@ class _Run:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float] | None:
-        """One optimisation step; None when it was skipped (non-finite) or rolled back."""
+    def _train_step(
+        self, x: torch.Tensor, y: torch.Tensor, context: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, float] | None:
+        """One optimisation step; None when it was skipped (non-finite) or rolled back. `context`: the
+        student's thumb and size inputs for a full-size batch (none: the crop is its own thumbnail)."""
         config = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
@@ -445,7 +472,7 @@ class _Run:
         adversarial = self.discriminator is not None and self.step >= config.adversarial_from * config.steps
         with self._autocast():
             student_layers = [s for _, s in config.feature_layers] if self.adapters is not None else []
-            output, student_features = student_forward(self.student, x, student_layers)
+            output, student_features = student_forward(self.student, x, student_layers, inputs=context)
             loss, terms = self.pixel_loss(output.float(), y)
             terms = {name: float(value) for name, value in terms.items()}
             if self.adapters is not None:
@@ -550,6 +577,8 @@ class _Run:
             return {}
         names, inputs, targets, baseline = self._validation()
         metrics, outputs = evaluate_student(self._eval_model(), names, inputs, targets, self.device, baseline)
+        if self.config.fullres_resolution:
+            metrics.update(self._evaluate_full_size())
         self.last_eval = {"step": self.step, **metrics}
         rows = list(zip(inputs.numpy(), targets.numpy(), outputs, strict=True))
         runfolder.save_sample_grid(self.out / runfolder.SAMPLES_DIR / f"step_{self.step:06d}.png", rows)
@@ -558,6 +587,47 @@ class _Run:
             self.best_psnr = psnr
             self._save_best()
         return self._eval_summary()
+
+    def _full_size_validation(self) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+        """The validation photos at fullres_resolution (long side) and the fp32 teacher's outputs on them,
+        cached by evals.fullres (the cache `pocketgan eval --resolution` reads)."""
+        if self.full_validation is None:
+            from pocketgan.evals.fullres import split_full_size, teacher_outputs
+
+            named = split_full_size("validation", self.config.fullres_resolution)
+            images = [image for _, image in named]
+            targets, _ = teacher_outputs(
+                images,
+                teacher=self.config.teacher,
+                resolution=self.config.fullres_resolution,
+                weights=self.config.teacher_weights,
+                threads=torch.get_num_threads(),
+                cache=self.config.cache_dir,
+            )
+            self.full_validation = ([name for name, _ in named], images, targets)
+        return self.full_validation
+
+    @torch.no_grad()
+    def _evaluate_full_size(self) -> dict[str, Any]:
+        """Gain over doing nothing on the validation photos at fullres_resolution, the student run at the
+        photo's size with its thumbnail (as the runtime runs it). Reported beside the training-size figures;
+        best.pt is still chosen on those."""
+        names, images, targets = self._full_size_validation()
+        model = self._eval_model()
+        was_training = model.training
+        model.eval()
+        gains = {}
+        for name, image, target in zip(names, images, targets, strict=True):
+            x = torch.from_numpy(to_nchw([image])).to(self.device)
+            thumb = torch.from_numpy(to_nchw([context_thumbnail(image)])).to(self.device)
+            output = model(x, thumb).float().clamp(-1, 1)[0].permute(1, 2, 0).cpu().numpy()
+            gains[name] = psnr(output, target) - psnr(to_float(image), target)
+        model.train(was_training)
+        return {
+            "validation_fullres_gain_db": float(np.mean(list(gains.values()))),
+            "validation_fullres_below_baseline": sum(gain < 0 for gain in gains.values()),
+            "validation_fullres_per_image": gains,
+        }
 
     def _eval_summary(self) -> dict[str, Any]:
         return {k: self.last_eval[k] for k in SUMMARY_KEYS if k in self.last_eval}

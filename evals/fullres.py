@@ -77,18 +77,24 @@ def scaled_size(size: tuple[int, int], resolution: int) -> tuple[int, int]:
 
 def full_size_images(config: FullResConfig) -> list[tuple[str, np.ndarray]]:
     """(name, uint8 image at the eval size): the embedded split's photos, or every image under --data."""
-    if config.data is not None:
-        named = [(path.stem, load_image(path)) for path in find_images(config.data)]
-        if not named:
-            raise UsageError(f"{config.data}: no images")
-    else:
-        from pocketgan.data.photos import _read_split_file, split_photos  # the one reader of held-out photos
-
-        splits = [s.strip() for s in config.split.split(",")]
-        if "train" in splits:
-            raise UsageError("--split takes validation and/or test: training photos are not evaluated on")
-        named = [(p.name, _read_split_file(p.path())) for split in splits for p in split_photos(split)]
+    if config.data is None:
+        return split_full_size(config.split, config.resolution)
+    named = [(path.stem, load_image(path)) for path in find_images(config.data)]
+    if not named:
+        raise UsageError(f"{config.data}: no images")
     return [(name, resize(image, scaled_size(image.shape[:2], config.resolution))) for name, image in named]
+
+
+def split_full_size(split: str, resolution: int) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 image) of the embedded validation and/or test photos ("validation,test"), scaled to
+    `resolution` (long side, never up)."""
+    from pocketgan.data.photos import _read_split_file, split_photos  # the one reader of held-out photos
+
+    splits = [s.strip() for s in split.split(",")]
+    if "train" in splits:
+        raise UsageError("--split takes validation and/or test: training photos are not evaluated on")
+    named = [(p.name, _read_split_file(p.path())) for name in splits for p in split_photos(name)]
+    return [(name, resize(image, scaled_size(image.shape[:2], resolution))) for name, image in named]
 
 
 def teacher_cache_folder(cache: str | None, resolution: int, teacher_hash: str) -> Path:

@@ -33,10 +33,13 @@ Example: python -c "from pocketgan.models import build; from pocketgan.flops imp
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pocketgan.images import CONTEXT_SIZE
 from pocketgan.models.registry import register_model
 
 NORMS = ("batch", "none")
@@ -167,9 +170,11 @@ class GlobalContext(nn.Module):
         colour: str = "quadratic",
         second_moments: bool = False,
         normalized: bool = False,
+        extra_inputs: int = 0,
     ):
         super().__init__()
         self.second_moments = bool(second_moments)
+        self.extra_inputs = int(extra_inputs)
         self.normalized = bool(normalized)
         if colour not in COLOUR_TERMS:
             raise ValueError(f"colour must be one of {tuple(COLOUR_TERMS)}, got {colour!r}")
@@ -180,7 +185,11 @@ class GlobalContext(nn.Module):
         n_out = 2 * sum(self.film_channels) + (3 * self.n_terms + 3 if terms else 0)
         self.mlp = nn.Sequential(
             nn.Conv2d(
-                feature_channels * (2 if self.second_moments else 1) + (9 if normalized else 6), hidden, 1
+                feature_channels * (2 if self.second_moments else 1)
+                + (9 if normalized else 6)
+                + self.extra_inputs,
+                hidden,
+                1,
             ),
             nn.ReLU(inplace=True),
             nn.Conv2d(hidden, n_out, 1),
@@ -197,10 +206,11 @@ class GlobalContext(nn.Module):
         if normalized and terms[:3] != [(0, None), (1, None), (2, None)]:
             raise ValueError("normalized needs the colour terms to start with R, G, B")
 
-    def forward(self, x: torch.Tensor, features: torch.Tensor | None):
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None, extra: torch.Tensor | None = None):
         """FiLM (scale, bias) per block, and the colour matrix (N, T + 1, 3) (None for colour="none").
 
-        `features` None (feature_channels 0): the MLP sees the input's colour statistics only."""
+        `features` None (feature_channels 0): the MLP sees the input's colour statistics only. `extra`
+        (N, extra_inputs, 1, 1): more numbers for the MLP (the working size, PatchResNet's size_input)."""
         moments = _moments(x)  # (N, 6, 1, 1): means, mean squares
         stats = [moments]
         if features is not None:
@@ -211,6 +221,8 @@ class GlobalContext(nn.Module):
             mean = moments[:, :3]
             std = torch.sqrt(torch.clamp(moments[:, 3:] - mean * mean, min=1e-4))  # (N, 3, 1, 1)
             stats.append(std)
+        if self.extra_inputs:
+            stats.append(extra)
         pooled = torch.cat(stats, dim=1)  # (N, 6 + C or 2C, 1, 1)
         params = self.mlp(pooled)  # (N, n_out, 1, 1)
         films, start = [], 0
@@ -246,6 +258,27 @@ class ContextEncoder(nn.Sequential):
     """
 
     float_only = True
+
+
+def size_feature(height: float, width: float) -> float:
+    """log2 of an image's geometric-mean side over CONTEXT_SIZE: 0 at 256², about 2 at 1280x853."""
+    return math.log2(math.sqrt(height * width) / CONTEXT_SIZE)
+
+
+class SizeFeature(nn.Module):
+    """size_feature of the image from its stem's output (N, C, H/p, W/p) -> (N, 1, 1, 1), with graph ops
+    (ones, sum, log) rather than Python on the shape, so an artifact with a dynamic height and width
+    computes it for the size it is given. `float_only`: int8 exporters keep it in float."""
+
+    float_only = True
+
+    def __init__(self, patch: int):
+        super().__init__()
+        self.offset = math.log(patch * patch) - 2 * math.log(CONTEXT_SIZE)
+
+    def forward(self, stem: torch.Tensor) -> torch.Tensor:
+        count = torch.ones_like(stem[:, :1]).sum(dim=(2, 3), keepdim=True)  # (N, 1, 1, 1): H*W / p²
+        return (torch.log(count) + self.offset) * (0.5 / math.log(2.0))
 
 
 def _combine(x: torch.Tensor, context: GlobalContext, matrix: torch.Tensor | None, local: torch.Tensor):
@@ -372,6 +405,8 @@ class PatchResNet(nn.Module):
                thumbnail moments (6, + 3 stds when normalized_colour) + mean (and mean square) of the
                context features (none with context_features=False: colour statistics only) -> MLP
                -> FiLM scale/bias per block + colour transform of the input  (N, 3, 256, 256)
+               size_input: also log2 of the image's geometric-mean side / 256 (SizeFeature, from the stem's
+               output shape; `size` overrides it for a crop of a larger photo)   (N, 1, 1, 1)
       blocks   n_blocks x [3x3 conv, FiLM, ReLU, 3x3 conv] + identity   (N, w, 64, 64)
       head     1x1 conv w->3*p*p, pixel shuffle, tanh           (N, 3, 256, 256)  starts at zero
       out      clip(colour_transform(x) + head, -1, 1)
@@ -390,9 +425,12 @@ class PatchResNet(nn.Module):
         second_moments: bool = False,
         normalized_colour: bool = False,
         context_features: bool = True,
+        size_input: bool = False,
     ):
         super().__init__()
         w, p, c = int(width), int(patch), int(context_width)
+        self.size_input = bool(size_input)
+        self.size_feature = SizeFeature(p) if self.size_input else None
         self.context_features = bool(context_features)
         self.patch = p
         self.stem = nn.Conv2d(3, w, p, stride=p)
@@ -411,19 +449,27 @@ class PatchResNet(nn.Module):
             colour=colour,
             second_moments=second_moments,
             normalized=normalized_colour,
+            extra_inputs=1 if self.size_input else 0,
         )
         self.head = nn.Conv2d(w, 3 * p * p, 1)
         nn.init.zeros_(self.head.weight)  # start as "do nothing"
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, x: torch.Tensor, thumb: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, thumb: torch.Tensor | None = None, size: torch.Tensor | None = None
+    ) -> torch.Tensor:
         h = F.relu(self.stem(x))  # (N, w, H/p, W/p)
         if thumb is None:
             thumb, patches = x, h
         else:
             patches = F.relu(self.stem(thumb))  # (N, w, 64, 64) for the 256x256 thumbnail
         features = self.context_encoder(patches) if self.context_features else None  # (N, c, 16, 16)
-        films, matrix = self.context(thumb, features)  # matrix: (N, T + 1, 3), from the thumbnail alone
+        extra = None
+        if self.size_input:  # (N, 1, 1, 1): the whole image's working size (x's own unless `size` says)
+            extra = self.size_feature(h) if size is None else size.reshape(-1, 1, 1, 1).to(x.dtype)
+        films, matrix = self.context(
+            thumb, features, extra
+        )  # matrix: (N, T + 1, 3), from the thumbnail alone
         for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
             h = h + conv2(F.relu(conv1(h) * scale + bias))  # scale, bias: (N, w, 1, 1)
         # Channels (c, dy, dx) of each patch -> its p x p pixels: one pixel_shuffle (ONNX DepthToSpace,
