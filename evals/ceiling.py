@@ -10,12 +10,20 @@
   answer, so it is an upper bound for the grade alone (local tone and grain come on top).
 - `student` (with `--student`): the checkpoint in torch, for comparison.
 
+With `--resolution N` the photos are taken whole at N px long side against the teacher run at that size
+(cached by evals.fullres), and the references are the affine oracle and `teacher_at_256` / `teacher_at_512`:
+the teacher's own result at that long side, its change upsampled and added to the full-size photo (what a
+perfect student of the teacher at that size is worth at full size); the student runs at N with its
+thumbnail, as the runtime runs it.
+
 Each reference gets PSNR, SSIM, grade and texture against the teacher (`evals.splits.split_fidelity`), its
 gain over doing nothing and the count of photos below doing nothing. Defaults to the validation split (what recipes are tuned on); `--split test` reads the test
 photos, for reporting only.
 
 Example: python -m pocketgan.evals.ceiling --split validation --size 256 \
              --student pocketgan/zoo/vintage-mobile/student.pt --json build/ceiling.json
+         python -m pocketgan.evals.ceiling --split validation --resolution 1280 \
+             --student pocketgan/zoo/vintage-mobile/student.pt
 """
 
 from __future__ import annotations
@@ -26,12 +34,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from pocketgan.config import DEFAULT_TEACHER
 from pocketgan.images import to_float
 from pocketgan.metrics import json_ready
 
 Model = Callable[[np.ndarray], np.ndarray]  # float HxWx3 in [-1, 1] -> the same
+CARRIED_SIDES = (256, 512)  # --resolution: the teacher's own result at these long sides, carried up
 
 
 def affine_oracle(image: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -56,8 +66,6 @@ def ceiling(
     """Per image and on average, against the teacher: doing nothing, the mirrored teacher, the affine oracle
     (and the student), scored by `split_fidelity` (PSNR, SSIM, grade, texture; each reference's gain over
     doing nothing and how many photos fall below it)."""
-    from pocketgan.evals.splits import split_fidelity
-
     inputs = [to_float(image) if image.dtype == np.uint8 else image for image in images]
     targets = [teacher(x) for x in inputs]
     outputs = {
@@ -66,6 +74,47 @@ def ceiling(
     }
     if student is not None:
         outputs["student"] = [student(x) for x in inputs]
+    return _summary(inputs, targets, names, outputs)
+
+
+def carried_up(model: Model, image: np.ndarray, side: int) -> np.ndarray:
+    """`model` run on the uint8 `image` scaled to `side` (long side), its change (output - input there)
+    upsampled bilinearly and added to the full-size photo: what a result at `side` is worth at full size."""
+    from pocketgan.evals.fullres import scaled_size
+    from pocketgan.images import resize
+
+    small = to_float(resize(image, scaled_size(image.shape[:2], side)))
+    change = model(small) - small
+    height, width = image.shape[:2]
+    up = [
+        Image.fromarray(change[..., c]).resize((width, height), Image.Resampling.BILINEAR) for c in range(3)
+    ]
+    return np.clip(to_float(image) + np.stack([np.asarray(u) for u in up], axis=-1), -1.0, 1.0)
+
+
+def full_size_ceiling(
+    teacher: Model,
+    images: Sequence[np.ndarray],
+    names: Sequence[str],
+    targets: Sequence[np.ndarray],
+    student: Model | None = None,
+    sides: Sequence[int] = CARRIED_SIDES,
+) -> dict[str, Any]:
+    """At full size (uint8 `images`, the teacher's `targets` on each at that size): doing nothing, the
+    affine oracle, the teacher's own result at each of `sides` carried up (`teacher_at_N`), and the student
+    (a function of the uint8 image, run as the runtime runs it)."""
+    inputs = [to_float(image) for image in images]
+    outputs = {"affine_oracle": [affine_oracle(x, t) for x, t in zip(inputs, targets, strict=True)]}
+    for side in sides:
+        outputs[f"teacher_at_{side}"] = [carried_up(teacher, image, side) for image in images]
+    if student is not None:
+        outputs["student"] = [student(image) for image in images]
+    return _summary(inputs, list(targets), names, outputs)
+
+
+def _summary(inputs, targets, names, outputs: dict[str, list[np.ndarray]]) -> dict[str, Any]:
+    from pocketgan.evals.splits import split_fidelity
+
     split_of = dict.fromkeys(names, "data")
     baseline = split_fidelity(inputs, targets, names, split_of)
     scored = {key: split_fidelity(outs, targets, names, split_of, baseline) for key, outs in outputs.items()}
@@ -86,7 +135,8 @@ def _scores(result: dict[str, Any], name: str) -> dict[str, float]:
 
 def format_summary(summary: dict[str, Any]) -> str:
     lines = [f"{summary['images']} photos; doing nothing {summary['identity_psnr_db']:.2f} dB vs the teacher"]
-    for key in ("mirrored", "affine_oracle", "student"):
+    keys = ["mirrored", "affine_oracle", *(f"teacher_at_{side}" for side in CARRIED_SIDES), "student"]
+    for key in keys:
         if key in summary:
             s = summary[key]
             lines.append(
@@ -105,6 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="validation", help="embedded split(s), e.g. validation,test")
     parser.add_argument("--data", default=None, help="a folder of images instead of the embedded split")
     parser.add_argument("--size", type=int, default=256, help="square side the photos are centre-cropped to")
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="instead: whole photos at this long side against the teacher run at that size (cached); "
+        "references: affine oracle, the teacher at 256 and 512 px carried up, the student at that size",
+    )
     parser.add_argument("--teacher", default=DEFAULT_TEACHER)
     parser.add_argument("--student", default=None, help="a student checkpoint to score beside the references")
     parser.add_argument("--threads", type=int, default=2)
@@ -127,17 +184,55 @@ def _run(args: argparse.Namespace) -> None:
     from pocketgan.models.teacher import load_teacher
 
     torch.set_num_threads(args.threads)
-    named = eval_images(args.size, args.data, args.split)
     teacher = torch_model(load_teacher(args.teacher))
-    student = torch_model(load_student(args.student)[0].eval()) if args.student else None
-    summary = ceiling(teacher, [image for _, image in named], [name for name, _ in named], student)
+    student = load_student(args.student)[0].eval() if args.student else None
+    if args.resolution is None:
+        named = eval_images(args.size, args.data, args.split)
+        images, names = [image for _, image in named], [name for name, _ in named]
+        summary = ceiling(teacher, images, names, torch_model(student) if student is not None else None)
+    else:
+        summary = _full_size(args, teacher, student)
     summary.update(
-        split=args.data or args.split, size=args.size, teacher=args.teacher, student_checkpoint=args.student
+        split=args.data or args.split,
+        size=args.size if args.resolution is None else None,
+        resolution=args.resolution,
+        teacher=args.teacher,
+        student_checkpoint=args.student,
     )
     print(format_summary(summary))
     if args.json:
         atomic_write_json(args.json, json_ready(summary))
         print(f"wrote {args.json}")
+
+
+def _full_size(args: argparse.Namespace, teacher: Model, student) -> dict[str, Any]:
+    from pocketgan.evals.fullres import FullResConfig, full_size_images, teacher_outputs
+
+    config = FullResConfig(artifacts=".", resolution=args.resolution, data=args.data, split=args.split)
+    named = full_size_images(config)
+    images, names = [image for _, image in named], [name for name, _ in named]
+    targets, _ = teacher_outputs(
+        images, teacher=args.teacher, resolution=args.resolution, threads=args.threads
+    )
+    run = _with_thumbnail(student) if student is not None else None
+    return full_size_ceiling(teacher, images, names, targets, run)
+
+
+def _with_thumbnail(student) -> Callable[[np.ndarray], np.ndarray]:
+    """The student on a uint8 photo at its own size with its context thumbnail, as Session.run runs it."""
+    import torch
+
+    from pocketgan.images import context_thumbnail, to_nchw
+
+    def run(image: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x, thumb = (
+                torch.from_numpy(to_nchw([image])),
+                torch.from_numpy(to_nchw([context_thumbnail(image)])),
+            )
+            return student(x, thumb).float().clamp(-1, 1)[0].permute(1, 2, 0).numpy().copy()
+
+    return run
 
 
 if __name__ == "__main__":

@@ -72,3 +72,22 @@ def test_command_line_writes_json_and_rejects_a_folder_without_images(tmp_path, 
     assert main(["--data", str(empty), "--size", "32"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error:") and "\n" not in error
+
+
+def test_carried_up_is_exact_for_a_uniform_shift_and_scores_at_full_size():
+    from pocketgan.evals.ceiling import carried_up, full_size_ceiling
+    from pocketgan.images import to_float
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(40, 200, (48, 64, 3), dtype=np.uint8) for _ in range(2)]
+
+    def shift(x):
+        return np.clip(x + 0.1, -1, 1)
+
+    for image in images:  # a uniform change survives any resampling
+        np.testing.assert_allclose(carried_up(shift, image, 16), shift(to_float(image)), atol=1e-5)
+    targets = [_lopsided(to_float(image)) for image in images]
+    summary = full_size_ceiling(_lopsided, images, ["a", "b"], targets, student=lambda image: to_float(image))
+    assert {"affine_oracle", "teacher_at_256", "teacher_at_512", "student"} <= set(summary)
+    assert summary["student"]["gain_db"] == pytest.approx(0.0, abs=1e-9)  # the student here does nothing
+    assert summary["affine_oracle"]["gain_db"] > 0
