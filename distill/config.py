@@ -108,6 +108,8 @@ class DistillConfig:
     fullres_resolution: int = 0
     fullres_fraction: float = 0.5
     fullres_from: float = 0.0  # full-size batches from this fraction of the steps on
+    # best.pt by the mean of the validation PSNR at `size` and at fullres_resolution (else at `size` alone)
+    fullres_select: bool = False
     # Schedule
     size: int = 256
     size_schedule: tuple[tuple[float, ...], ...] = ()
@@ -218,6 +220,8 @@ class DistillConfig:
         if isinstance(self.fullres_resolution, bool) or not isinstance(self.fullres_resolution, int):
             raise UsageError(f"fullres_resolution must be an integer, got {self.fullres_resolution!r}")
         if not self.fullres_resolution:
+            if self.fullres_select:
+                raise UsageError("fullres_select needs fullres_resolution > 0")
             return
         if self.fullres_resolution < self.size:
             raise UsageError(

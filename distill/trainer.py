@@ -80,6 +80,7 @@ SUMMARY_KEYS = tuple(
         "gain_db",
         "below_baseline",
         "per_image",
+        "fullres_psnr_db",
         "fullres_gain_db",
         "fullres_below_baseline",
         "fullres_per_image",
@@ -583,6 +584,8 @@ class _Run:
         rows = list(zip(inputs.numpy(), targets.numpy(), outputs, strict=True))
         runfolder.save_sample_grid(self.out / runfolder.SAMPLES_DIR / f"step_{self.step:06d}.png", rows)
         psnr = metrics["validation_psnr_db"]
+        if self.config.fullres_select:  # both sizes count: the mean of the two splits' mean PSNR
+            psnr = (psnr + metrics["validation_fullres_psnr_db"]) / 2
         if math.isfinite(psnr) and (self.best_psnr is None or psnr > self.best_psnr):
             self.best_psnr = psnr
             self._save_best()
@@ -611,19 +614,21 @@ class _Run:
     def _evaluate_full_size(self) -> dict[str, Any]:
         """Gain over doing nothing on the validation photos at fullres_resolution, the student run at the
         photo's size with its thumbnail (as the runtime runs it). Reported beside the training-size figures;
-        best.pt is still chosen on those."""
+        best.pt is chosen on both with config.fullres_select, else on the training size alone."""
         names, images, targets = self._full_size_validation()
         model = self._eval_model()
         was_training = model.training
         model.eval()
-        gains = {}
+        gains, scores = {}, []
         for name, image, target in zip(names, images, targets, strict=True):
             x = torch.from_numpy(to_nchw([image])).to(self.device)
             thumb = torch.from_numpy(to_nchw([context_thumbnail(image)])).to(self.device)
             output = model(x, thumb).float().clamp(-1, 1)[0].permute(1, 2, 0).cpu().numpy()
-            gains[name] = psnr(output, target) - psnr(to_float(image), target)
+            scores.append(psnr(output, target))
+            gains[name] = scores[-1] - psnr(to_float(image), target)
         model.train(was_training)
         return {
+            "validation_fullres_psnr_db": float(np.mean(scores)),
             "validation_fullres_gain_db": float(np.mean(list(gains.values()))),
             "validation_fullres_below_baseline": sum(gain < 0 for gain in gains.values()),
             "validation_fullres_per_image": gains,

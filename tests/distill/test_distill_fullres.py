@@ -129,3 +129,47 @@ def test_a_run_with_full_size_targets_feeds_whole_photo_context(tiny_config, tmp
     assert sorted(evaluated[-1]["validation_fullres_per_image"]) == sorted(validation)
     per_image = evaluated[-1]["validation_fullres_per_image"].values()
     assert evaluated[-1]["validation_fullres_below_baseline"] == sum(g < 0 for g in per_image)
+
+
+def test_fullres_select_chooses_best_pt_on_both_sizes(tiny_config, tmp_path, monkeypatch):
+    """The training-size PSNR alone picks one step; a full-size PSNR that favours the other step moves
+    best.pt there only with fullres_select (full-size figures faked: only the choice is under test)."""
+    from PIL import Image
+
+    from pocketgan.checkpoint import load_student
+    from pocketgan.distill import trainer
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
+    favoured: list[int] = []
+
+    def fake(self):
+        score = 1000.0 if self.step in favoured else 0.0
+        return {
+            "validation_fullres_psnr_db": score,
+            "validation_fullres_gain_db": 0.0,
+            "validation_fullres_below_baseline": 0,
+            "validation_fullres_per_image": {},
+        }
+
+    monkeypatch.setattr(trainer._Run, "_evaluate_full_size", fake)
+    common = dict(
+        data=str(photos),
+        student="patch-resnet",
+        width=8,
+        student_kwargs={"n_blocks": 1, "context_width": 8, "size_input": True},
+        steps=8,
+        eval_every=4,
+        synthetic_fraction=0.0,
+        fullres_resolution=48,
+    )
+    plain = distill(tiny_config(out=str(tmp_path / "plain"), **common))
+    chosen = load_student(plain.out / "best.pt")[1]["metrics"]["step"]
+    favoured.append(4 if chosen == 8 else 8)  # the step the training size did not choose
+    both = distill(tiny_config(out=str(tmp_path / "both"), fullres_select=True, **common))
+    assert load_student(both.out / "best.pt")[1]["metrics"]["step"] == favoured[0]
+    with pytest.raises(UsageError, match="fullres_select needs"):
+        tiny_config(fullres_select=True)
