@@ -24,6 +24,26 @@ from pocketgan.models.students import SizeFeature, size_feature
 SIZED = {"width": 8, "n_blocks": 1, "context_width": 8, "colour": "affine", "second_moments": True}
 
 
+def _full_size_run(tmp_path, shape: tuple[int, int], count: int, **changes) -> dict:
+    """tiny_config keywords for a run on `count` random photos of `shape` with a size_input student."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 255, (*shape, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
+    settings = dict(
+        data=str(photos),
+        student="patch-resnet",
+        width=8,
+        student_kwargs={"n_blocks": 1, "context_width": 8, "size_input": True},
+        steps=8,
+        synthetic_fraction=0.0,
+    )
+    return settings | changes
+
+
 @pytest.mark.parametrize(("height", "width"), [(256, 256), (852, 1280), (32, 48), (3024, 4032)])
 def test_size_feature_from_graph_ops_matches_the_shape(height, width):
     stem = torch.zeros(2, 5, height // 4, width // 4)  # what the patch-4 stem gives for an H x W image
@@ -83,15 +103,8 @@ def test_fullres_config_is_checked(tiny_config):
 
 
 def test_a_run_with_full_size_targets_feeds_whole_photo_context(tiny_config, tmp_path, monkeypatch):
-    from PIL import Image
-
     from pocketgan.models.students import PatchResNet
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 255, (48, 72, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
     calls = []
     forward = PatchResNet.forward
 
@@ -100,17 +113,7 @@ def test_a_run_with_full_size_targets_feeds_whole_photo_context(tiny_config, tmp
         return forward(self, x, thumb, size)
 
     monkeypatch.setattr(PatchResNet, "forward", spy)
-    config = tiny_config(
-        data=str(photos),
-        student="patch-resnet",
-        width=8,
-        student_kwargs={"n_blocks": 1, "context_width": 8, "size_input": True},
-        steps=8,
-        eval_every=8,
-        synthetic_fraction=0.0,
-        fullres_resolution=64,
-        fullres_fraction=0.5,
-    )
+    config = tiny_config(**_full_size_run(tmp_path, (48, 72), 3, eval_every=8, fullres_resolution=64))
     result = distill(config)
     assert result.steps == 8
     whole = [c for c in calls if c[1] and c[0][0] == 4]  # full-size batches: crops, whole-photo context
@@ -134,16 +137,9 @@ def test_a_run_with_full_size_targets_feeds_whole_photo_context(tiny_config, tmp
 def test_fullres_select_chooses_best_pt_on_both_sizes(tiny_config, tmp_path, monkeypatch):
     """The training-size PSNR alone picks one step; a full-size PSNR that favours the other step moves
     best.pt there only with fullres_select (full-size figures faked: only the choice is under test)."""
-    from PIL import Image
-
     from pocketgan.checkpoint import load_student
     from pocketgan.distill import trainer
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
     favoured: list[int] = []
 
     def fake(self):
@@ -156,16 +152,7 @@ def test_fullres_select_chooses_best_pt_on_both_sizes(tiny_config, tmp_path, mon
         }
 
     monkeypatch.setattr(trainer._Run, "_evaluate_full_size", fake)
-    common = dict(
-        data=str(photos),
-        student="patch-resnet",
-        width=8,
-        student_kwargs={"n_blocks": 1, "context_width": 8, "size_input": True},
-        steps=8,
-        eval_every=4,
-        synthetic_fraction=0.0,
-        fullres_resolution=48,
-    )
+    common = _full_size_run(tmp_path, (40, 56), 2, eval_every=4, fullres_resolution=48)
     plain = distill(tiny_config(out=str(tmp_path / "plain"), **common))
     chosen = load_student(plain.out / "best.pt")[1]["metrics"]["step"]
     favoured.append(4 if chosen == 8 else 8)  # the step the training size did not choose
