@@ -99,6 +99,13 @@ def _exp(a: dict[str, Any]) -> np.ndarray:
     return np.exp(a["x"])
 
 
+@op("log")
+def _log(a: dict[str, Any]) -> np.ndarray:
+    """y = log(x + epsilon), epsilon 1e-45 unless given (MIL's default)."""
+    x = a["x"]
+    return np.log(x + np.asarray(get(a, "epsilon", 1e-45), dtype=x.dtype))
+
+
 @op("sqrt")
 def _sqrt(a: dict[str, Any]) -> np.ndarray:
     return np.sqrt(a["x"])

@@ -105,6 +105,8 @@ CASES_IOS16 = [
     ("softplus", "softplus", lambda x, p: mb.softplus(x=x), lambda x, p: np.log1p(np.exp(x))),
     ("exp", "exp", lambda x, p: mb.exp(x=x), lambda x, p: np.exp(x)),
     ("sqrt", "sqrt", lambda x, p: mb.sqrt(x=p), lambda x, p: np.sqrt(p)),
+    ("log", "log", lambda x, p: mb.log(x=p), lambda x, p: np.log(p)),
+    ("log_epsilon", "log", lambda x, p: mb.log(x=p, epsilon=0.5), lambda x, p: np.log(p + 0.5)),
     ("rsqrt", "rsqrt", lambda x, p: mb.rsqrt(x=p, epsilon=1e-3), lambda x, p: 1 / np.sqrt(p + 1e-3)),
     ("inverse", "inverse", lambda x, p: mb.inverse(x=p, epsilon=1e-3), lambda x, p: 1 / (p + 1e-3)),
     ("abs", "abs", lambda x, p: mb.abs(x=x), lambda x, p: np.abs(x)),
