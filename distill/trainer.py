@@ -56,7 +56,7 @@ from pocketgan.distill.parts import (
 from pocketgan.distill.validation import baseline_scores, evaluate_student, student_checkpoint
 from pocketgan.errors import CheckFailed, UsageError
 from pocketgan.flops import MAC_METHOD, count_macs, count_params
-from pocketgan.images import context_thumbnail, to_float, to_nchw
+from pocketgan.images import to_float, to_nchw
 from pocketgan.manifest import atomic_write_json
 from pocketgan.metrics import psnr
 from pocketgan.models import build
@@ -216,7 +216,8 @@ class _Run:
         self.macs: int | None = None
         self.phase_data: tuple[int, torch.Tensor, torch.Tensor] | None = None
         self.full_size: FullSizeTargets | None = None  # config.fullres_resolution > 0: loaded in train()
-        self.full_validation: tuple[list[str], list[np.ndarray], list[np.ndarray]] | None = None
+        # names, photos, teacher outputs, doing nothing's PSNR: the validation split at fullres_resolution
+        self.full_validation: tuple[list[str], list[np.ndarray], list[np.ndarray], list[float]] | None = None
         self.last_speed: float | None = None
         self.bad_streak = 0
 
@@ -411,8 +412,6 @@ class _Run:
             epoch, position = divmod(self.step - first, per_epoch)
             order = epoch_order(indices, self.config.seed, index * 1_000_003 + epoch)
             chosen = torch.tensor(order[position * batch : (position + 1) * batch])
-            x = inputs[chosen].to(self.device, non_blocking=True)
-            y = targets[chosen].to(self.device, non_blocking=True)
             context: dict[str, torch.Tensor] = {}
             draw = np.random.default_rng([self.config.seed, 21, self.context.rank, self.step])
             full_size = (
@@ -420,8 +419,11 @@ class _Run:
             )
             if full_size and draw.random() < self.config.fullres_fraction:
                 x, y, thumb, sizes = self.full_size.batch(draw, batch, size)
-                x, y = x.to(self.device), y.to(self.device)
                 context = {"thumb": thumb.to(self.device), "size": sizes.to(self.device)}
+            else:
+                x, y = inputs[chosen], targets[chosen]
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
             step_started = time.perf_counter()
             terms = self._train_step(x, y, context)
             window_seconds += time.perf_counter() - step_started
@@ -591,9 +593,9 @@ class _Run:
             self._save_best()
         return self._eval_summary()
 
-    def _full_size_validation(self) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
-        """The validation photos at fullres_resolution (long side) and the fp32 teacher's outputs on them,
-        cached by evals.fullres (the cache `pocketgan eval --resolution` reads)."""
+    def _full_size_validation(self) -> tuple[list[str], list[np.ndarray], list[np.ndarray], list[float]]:
+        """The validation photos at fullres_resolution (long side), the fp32 teacher's outputs on them
+        (cached by evals.fullres, the cache `pocketgan eval --resolution` reads) and doing nothing's PSNR."""
         if self.full_validation is None:
             from pocketgan.evals.fullres import split_full_size, teacher_outputs
 
@@ -607,25 +609,23 @@ class _Run:
                 threads=torch.get_num_threads(),
                 cache=self.config.cache_dir,
             )
-            self.full_validation = ([name for name, _ in named], images, targets)
+            baseline = [psnr(to_float(image), target) for image, target in zip(images, targets, strict=True)]
+            self.full_validation = ([name for name, _ in named], images, targets, baseline)
         return self.full_validation
 
-    @torch.no_grad()
     def _evaluate_full_size(self) -> dict[str, Any]:
         """Gain over doing nothing on the validation photos at fullres_resolution, the student run at the
         photo's size with its thumbnail (as the runtime runs it). Reported beside the training-size figures;
         best.pt is chosen on both with config.fullres_select, else on the training size alone."""
-        names, images, targets = self._full_size_validation()
+        from pocketgan.evals.common import torch_full_size
+
+        names, images, targets, baseline = self._full_size_validation()
         model = self._eval_model()
         was_training = model.training
         model.eval()
-        gains, scores = {}, []
-        for name, image, target in zip(names, images, targets, strict=True):
-            x = torch.from_numpy(to_nchw([image])).to(self.device)
-            thumb = torch.from_numpy(to_nchw([context_thumbnail(image)])).to(self.device)
-            output = model(x, thumb).float().clamp(-1, 1)[0].permute(1, 2, 0).cpu().numpy()
-            scores.append(psnr(output, target))
-            gains[name] = scores[-1] - psnr(to_float(image), target)
+        run = torch_full_size(model, self.device)
+        scores = [psnr(run(image), target) for image, target in zip(images, targets, strict=True)]
+        gains = {name: score - nothing for name, score, nothing in zip(names, scores, baseline, strict=True)}
         model.train(was_training)
         return {
             "validation_fullres_psnr_db": float(np.mean(scores)),

@@ -206,6 +206,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _full_size(args: argparse.Namespace, teacher: Model, student) -> dict[str, Any]:
+    from pocketgan.evals.common import torch_full_size
     from pocketgan.evals.fullres import FullResConfig, full_size_images, teacher_outputs
 
     config = FullResConfig(artifacts=".", resolution=args.resolution, data=args.data, split=args.split)
@@ -214,25 +215,8 @@ def _full_size(args: argparse.Namespace, teacher: Model, student) -> dict[str, A
     targets, _ = teacher_outputs(
         images, teacher=args.teacher, resolution=args.resolution, threads=args.threads
     )
-    run = _with_thumbnail(student) if student is not None else None
+    run = torch_full_size(student) if student is not None else None
     return full_size_ceiling(teacher, images, names, targets, run)
-
-
-def _with_thumbnail(student) -> Callable[[np.ndarray], np.ndarray]:
-    """The student on a uint8 photo at its own size with its context thumbnail, as Session.run runs it."""
-    import torch
-
-    from pocketgan.images import context_thumbnail, to_nchw
-
-    def run(image: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            x, thumb = (
-                torch.from_numpy(to_nchw([image])),
-                torch.from_numpy(to_nchw([context_thumbnail(image)])),
-            )
-            return student(x, thumb).float().clamp(-1, 1)[0].permute(1, 2, 0).numpy().copy()
-
-    return run
 
 
 if __name__ == "__main__":

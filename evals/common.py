@@ -143,6 +143,22 @@ def torch_model(model) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
+def torch_full_size(model, device="cpu") -> Callable[[np.ndarray], np.ndarray]:
+    """A student with a context input as a function of one uint8 photo at its own size, given that photo's
+    context thumbnail, as Session.run runs it: float HxWx3 in [-1, 1]."""
+    import torch
+
+    from pocketgan.images import context_thumbnail, to_nchw
+
+    def run(image: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.from_numpy(to_nchw([image])).to(device)
+            thumb = torch.from_numpy(to_nchw([context_thumbnail(image)])).to(device)
+            return model(x, thumb).float().clamp(-1, 1)[0].permute(1, 2, 0).cpu().numpy()
+
+    return run
+
+
 def torch_outputs(model, images: list[np.ndarray]) -> list[np.ndarray]:
     """A torch module (or a distill Teacher) on each uint8 image, batch 1: float HxWx3 in [-1, 1]."""
     run = torch_model(model)
