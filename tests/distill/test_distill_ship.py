@@ -74,3 +74,18 @@ def test_the_shipped_student_never_trained_or_was_selected_on_a_test_photo():
     """By content hash, from the data.json shipped beside it (written by the run that made it)."""
     zoo = Path(__file__).parents[2] / "pocketgan" / "zoo" / "vintage-mobile"
     _assert_never_saw_a_test_photo(json.loads((zoo / "data.json").read_text()))
+
+
+def test_the_shipped_student_was_made_by_the_recipe():
+    """zoo/vintage-mobile/config.toml (written by the run that made the student) is recipes/vintage.toml: a
+    recipe change without `make student`, or a student shipped from another run, fails here."""
+    from dataclasses import replace
+
+    from pocketgan.distill.config import resolve_config
+
+    root = Path(__file__).parents[2]
+    shipped = resolve_config(root / "pocketgan" / "zoo" / "vintage-mobile" / "config.toml")
+    recipe = resolve_config(root / "recipes" / "vintage.toml")
+    assert replace(shipped, out=recipe.out) == recipe
+    checkpoint = torch.load(root / "pocketgan" / "zoo" / "vintage-mobile" / "student.pt", weights_only=True)
+    assert checkpoint["student_kwargs"] == {"width": recipe.width, **recipe.student_kwargs}
