@@ -105,7 +105,7 @@ class FullSizeTargets:
         return x, torch.from_numpy(np.stack(ys)), self.thumbnails[chosen], self.sizes[chosen]
 
 
-def full_size_targets(config: DistillConfig, threads: int) -> FullSizeTargets:
+def full_size_targets(config: DistillConfig, threads: int, progress: bool = False) -> FullSizeTargets:
     """The training photos (the embedded train split, or --data) scaled to config.fullres_resolution and the
     teacher's fp32 outputs on them, cached by evals.fullres (the grain fit of `make student` reads the same
     cache: no teacher run twice). Photos whose short side is below config.size are left out."""
@@ -130,6 +130,7 @@ def full_size_targets(config: DistillConfig, threads: int) -> FullSizeTargets:
         weights=config.teacher_weights,
         threads=threads,
         cache=config.cache_dir,
+        progress=progress,
     )
     log.info("full-size targets: %d cached, %d run", section["cache_hits"], section["cache_misses"])
     return FullSizeTargets(

@@ -158,7 +158,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     named = [(n, resize(i, scaled_size(i.shape[:2], args.resolution))) for n, i in training_photos()]
     images = [image for _, image in named]
-    teachers, section = teacher_outputs(images, teacher=args.teacher, resolution=args.resolution)
+    teachers, section = teacher_outputs(
+        images, teacher=args.teacher, resolution=args.resolution, progress=True
+    )
     model = fit_grain(list(zip(images, teachers, strict=True)), seed=args.seed)
     if args.artifact:
         from pocketgan import runtime

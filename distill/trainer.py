@@ -326,7 +326,9 @@ class _Run:
         if self.config.colour_start and self.step == 0:
             self._colour_start()
         if self.config.fullres_resolution:
-            self.full_size = full_size_targets(self.config, torch.get_num_threads())
+            self.full_size = full_size_targets(
+                self.config, torch.get_num_threads(), self.context.is_main and self.config.progress
+            )
         if self.good_state is None:
             self._checkpoint_in_memory()
         config = self.config
@@ -608,6 +610,7 @@ class _Run:
                 weights=self.config.teacher_weights,
                 threads=torch.get_num_threads(),
                 cache=self.config.cache_dir,
+                progress=self.context.is_main and self.config.progress,
             )
             baseline = [psnr(to_float(image), target) for image, target in zip(images, targets, strict=True)]
             self.full_validation = ([name for name, _ in named], images, targets, baseline)

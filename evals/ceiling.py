@@ -213,7 +213,7 @@ def _full_size(args: argparse.Namespace, teacher: Model, student) -> dict[str, A
     named = full_size_images(config)
     images, names = [image for _, image in named], [name for name, _ in named]
     targets, _ = teacher_outputs(
-        images, teacher=args.teacher, resolution=args.resolution, threads=args.threads
+        images, teacher=args.teacher, resolution=args.resolution, threads=args.threads, progress=True
     )
     run = torch_full_size(student) if student is not None else None
     return full_size_ceiling(teacher, images, names, targets, run)
