@@ -18,7 +18,8 @@ thumbnail, as the runtime runs it.
 
 Each reference gets PSNR, SSIM, grade and texture against the teacher (`evals.splits.split_fidelity`), its
 gain over doing nothing and the count of photos below doing nothing. Defaults to the validation split (what recipes are tuned on); `--split test` reads the test
-photos, for reporting only.
+photos, for reporting only. `--black-and-white` scores every photo made black and white (luma in all three
+channels, `pocketgan.data.black_and_white`), the teacher run on that too: how a student does on B&W photos.
 
 Example: python -m pocketgan.evals.ceiling --split validation --size 256 \
              --student pocketgan/zoo/vintage-mobile/student.pt --json build/ceiling.json
@@ -162,6 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="instead: whole photos at this long side against the teacher run at that size (cached); "
         "references: affine oracle, the teacher at 256 and 512 px carried up, the student at that size",
     )
+    parser.add_argument(
+        "--black-and-white",
+        action="store_true",
+        help="score each photo made black and white (luma in all three channels) instead, teacher included",
+    )
     parser.add_argument("--teacher", default=DEFAULT_TEACHER)
     parser.add_argument("--student", default=None, help="a student checkpoint to score beside the references")
     parser.add_argument("--threads", type=int, default=2)
@@ -187,7 +193,7 @@ def _run(args: argparse.Namespace) -> None:
     teacher = torch_model(load_teacher(args.teacher))
     student = load_student(args.student)[0].eval() if args.student else None
     if args.resolution is None:
-        named = eval_images(args.size, args.data, args.split)
+        named = _maybe_grey(eval_images(args.size, args.data, args.split), args.black_and_white)
         images, names = [image for _, image in named], [name for name, _ in named]
         summary = ceiling(teacher, images, names, torch_model(student) if student is not None else None)
     else:
@@ -198,6 +204,7 @@ def _run(args: argparse.Namespace) -> None:
         resolution=args.resolution,
         teacher=args.teacher,
         student_checkpoint=args.student,
+        black_and_white=args.black_and_white,
     )
     print(format_summary(summary))
     if args.json:
@@ -205,12 +212,18 @@ def _run(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
+def _maybe_grey(named: list[tuple[str, np.ndarray]], grey: bool) -> list[tuple[str, np.ndarray]]:
+    from pocketgan.data import black_and_white
+
+    return [(name, black_and_white(image)) for name, image in named] if grey else named
+
+
 def _full_size(args: argparse.Namespace, teacher: Model, student) -> dict[str, Any]:
     from pocketgan.evals.common import torch_full_size
     from pocketgan.evals.fullres import FullResConfig, full_size_images, teacher_outputs
 
     config = FullResConfig(artifacts=".", resolution=args.resolution, data=args.data, split=args.split)
-    named = full_size_images(config)
+    named = _maybe_grey(full_size_images(config), args.black_and_white)
     images, names = [image for _, image in named], [name for name, _ in named]
     targets, _ = teacher_outputs(
         images, teacher=args.teacher, resolution=args.resolution, threads=args.threads, progress=True

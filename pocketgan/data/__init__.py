@@ -237,3 +237,9 @@ def training_images(
                 photo = photos[int(rng.choice(len(photos), p=weights))]
             out.append(augment(photo, rng, size, colour_strength, crop_scale, min_contrast))
     return out
+
+
+def black_and_white(image: np.ndarray) -> np.ndarray:
+    """A uint8 (H, W, 3) image as black and white: its luma (ITU-R BT.601 weights) in all three channels."""
+    luma = np.rint(image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+    return np.repeat(np.clip(luma, 0, 255).astype(np.uint8)[..., None], 3, axis=2)

@@ -281,6 +281,21 @@ class SizeFeature(nn.Module):
         return (torch.log(count) + self.offset) * (0.5 / math.log(2.0))
 
 
+class ThumbNorm(nn.Module):
+    """(a, at) -> both standardized per channel by the mean and std of `at` over its pixels, (N, C, 1, 1):
+    PatchResNet's thumb_norm. `float_only`: int8 exporters keep it in float (quantized, the variance of a
+    channel with a small spread rounds to nothing and its inverse std blows up: TFLite int8 of the stop-38
+    student fell to 25 dB from the torch student with these ops in int8)."""
+
+    float_only = True
+
+    def forward(self, a: torch.Tensor, at: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = at.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
+        var = (at * at).mean(dim=(2, 3), keepdim=True) - mean * mean
+        inverse = torch.rsqrt(torch.clamp(var, min=0.0) + 1e-5)
+        return (a - mean) * inverse, (at - mean) * inverse
+
+
 def _combine(x: torch.Tensor, context: GlobalContext, matrix: torch.Tensor | None, local: torch.Tensor):
     """clip(colour_transform(x) + local, -1, 1), computed channels-last: local (N, H, W, 3) -> (N, 3, H, W).
 
@@ -408,6 +423,10 @@ class PatchResNet(nn.Module):
                size_input: also log2 of the image's geometric-mean side / 256 (SizeFeature, from the stem's
                output shape; `size` overrides it for a crop of a larger photo)   (N, 1, 1, 1)
       blocks   n_blocks x [3x3 conv, FiLM, ReLU, 3x3 conv] + identity   (N, w, 64, 64)
+               thumb_norm: the blocks also run on the thumbnail's patches (N, w, 64, 64), and each first
+               conv's output is standardized per channel by its mean and std there before the FiLM (the
+               teacher's InstanceNorm, with statistics of the whole image: the same for a crop, a tile or
+               12 MP; on a crop without a thumbnail, InstanceNorm over the crop)
       head     1x1 conv w->3*p*p, pixel shuffle, tanh           (N, 3, 256, 256)  starts at zero
       out      clip(colour_transform(x) + head, -1, 1)
     H and W must be divisible by patch. No norm layers: nothing to fold, nothing to drift in fp16.
@@ -426,10 +445,13 @@ class PatchResNet(nn.Module):
         normalized_colour: bool = False,
         context_features: bool = True,
         size_input: bool = False,
+        thumb_norm: bool = False,
     ):
         super().__init__()
         w, p, c = int(width), int(patch), int(context_width)
         self.size_input = bool(size_input)
+        self.thumb_norm = bool(thumb_norm)
+        self.thumb_norm_op = ThumbNorm() if self.thumb_norm else None
         self.size_feature = SizeFeature(p) if self.size_input else None
         self.context_features = bool(context_features)
         self.patch = p
@@ -470,10 +492,26 @@ class PatchResNet(nn.Module):
         films, matrix = self.context(
             thumb, features, extra
         )  # matrix: (N, T + 1, 3), from the thumbnail alone
-        for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
-            h = h + conv2(F.relu(conv1(h) * scale + bias))  # scale, bias: (N, w, 1, 1)
+        if self.thumb_norm:  # the body also runs on the thumbnail's patches, which set each block's norm
+            h = self._thumb_normed_body(h, None if patches is h else patches, films)
+        else:
+            for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
+                h = h + conv2(F.relu(conv1(h) * scale + bias))  # scale, bias: (N, w, 1, 1)
         # Channels (c, dy, dx) of each patch -> its p x p pixels: one pixel_shuffle (ONNX DepthToSpace,
         # MIL pixel_shuffle), then channels-last. The same values and gradients, bit for bit, as the
         # reshape -> 6-D permute it replaced, which onnxruntime ran as a slow full-resolution transpose.
         local = F.pixel_shuffle(torch.tanh(self.head(h)), self.patch)  # (N, 3, H, W)
         return _combine(x, self.context, matrix, local.permute(0, 2, 3, 1))
+
+    def _thumb_normed_body(self, h: torch.Tensor, t: torch.Tensor | None, films) -> torch.Tensor:
+        """The blocks with each first conv's output standardized per channel by the mean and std of the same
+        conv's output on the thumbnail's patches `t` (None: on h itself, i.e. InstanceNorm), as the teacher's
+        InstanceNorm standardizes by statistics of the whole image: the same for a crop, a tile or 12 MP."""
+        for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
+            a = conv1(h)  # (N, w, H/p, W/p)
+            at = a if t is None else conv1(t)  # (N, w, 64, 64) on the thumbnail
+            a, at = self.thumb_norm_op(a, at)
+            h = h + conv2(F.relu(a * scale + bias))
+            if t is not None:
+                t = t + conv2(F.relu(at * scale + bias))
+        return h

@@ -21,6 +21,7 @@ FAMILIES = [
         "patch-resnet",
         {"width": 8, "n_blocks": 1, "context_width": 8, "colour": "affine", "second_moments": True},
     ),
+    ("patch-resnet", {"width": 8, "n_blocks": 2, "context_width": 8, "colour": "affine", "thumb_norm": True}),
 ]
 ZOO_STUDENT = "pocketgan/zoo/vintage-mobile/student.pt"
 
@@ -72,3 +73,30 @@ def test_zoo_student_thumb_none_unchanged_at_256():
     x = F.interpolate(torch.rand(1, 3, 16, 16) * 2 - 1, size=(256, 256), mode="bilinear")
     with torch.no_grad():
         assert torch.equal(model(x), model(x, x))
+
+
+def test_thumb_norm_gives_a_tile_the_whole_images_result():
+    """thumb_norm: each block's norm comes from the thumbnail, so a tile run with the whole image's thumbnail
+    (and size) matches the whole image's output away from the tile's borders; its own statistics would not."""
+    model = _random_student(
+        "patch-resnet",
+        {
+            "width": 8,
+            "n_blocks": 2,
+            "context_width": 8,
+            "colour": "affine",
+            "size_input": True,
+            "thumb_norm": True,
+        },
+    )
+    torch.manual_seed(1)
+    whole = F.interpolate(torch.rand(1, 3, 24, 32) * 2 - 1, size=(96, 128), mode="bilinear")
+    thumb = F.interpolate(whole, size=(32, 32), mode="area")
+    size = model.size_feature(torch.zeros(1, 1, 24, 32))
+    with torch.no_grad():
+        full = model(whole, thumb)
+        tile = model(whole[..., 16:80, 32:96], thumb, size)  # a 64x64 tile on the patch grid
+        alone = model(whole[..., 16:80, 32:96])
+    inner = (slice(None), slice(None), slice(24, 40), slice(24, 40))  # 24 px from the tile's borders
+    assert torch.allclose(tile[inner], full[..., 40:56, 56:72], atol=1e-5)
+    assert not torch.allclose(alone[inner], full[..., 40:56, 56:72], atol=1e-3)

@@ -66,7 +66,26 @@ def test_command_line_writes_json_and_rejects_a_folder_without_images(tmp_path, 
     assert main(["--data", str(photos), "--size", "32", "--threads", "1", "--json", str(out)]) == 0
     summary = json.loads(out.read_text())
     assert summary["images"] == 2 and set(summary["per_image"]) == {"one", "two"}
-    assert {"mirrored", "affine_oracle"} <= set(summary)
+    assert {"mirrored", "affine_oracle"} <= set(summary) and summary["black_and_white"] is False
+    grey_out = tmp_path / "grey.json"
+    assert (
+        main(
+            [
+                "--data",
+                str(photos),
+                "--size",
+                "32",
+                "--threads",
+                "1",
+                "--black-and-white",
+                "--json",
+                str(grey_out),
+            ]
+        )
+        == 0
+    )
+    grey = json.loads(grey_out.read_text())  # the photos made black and white, the teacher run on those
+    assert grey["black_and_white"] is True and grey["identity_psnr_db"] != summary["identity_psnr_db"]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["--data", str(empty), "--size", "32"]) == 2

@@ -190,6 +190,24 @@ def test_float_only_layers_are_named_as_torch_export_records_them():
     assert set(names) <= recorded
 
 
+def test_thumb_norm_statistics_stay_in_float():
+    """thumb_norm's per-channel standardization is its own float_only layer, recorded as such by torch.export
+    (in int8 the shipped stop-38 student's TFLite fell to 25 dB from torch; in float it passes at 50 dB)."""
+    from pocketgan.export.prepare import float_only_types
+    from pocketgan.models import build
+
+    model = build("patch-resnet", width=8, context_width=8, thumb_norm=True).eval()
+    names = float_only_types(model)
+    assert "pocketgan.models.students.ThumbNorm" in names
+    program = torch.export.export(model, (torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16)))
+    recorded = {
+        type_name
+        for node in program.graph.nodes
+        for _, type_name in (node.meta.get("nn_module_stack") or {}).values()
+    }
+    assert "pocketgan.models.students.ThumbNorm" in recorded
+
+
 def test_next_export_removes_what_a_killed_export_left(tmp_path, killed_mid_write):
     """A SIGKILL inside atomic_path leaves `.tmp-PID-*`; the next export into the folder removes it."""
     from pocketgan.export import ExportConfig, export

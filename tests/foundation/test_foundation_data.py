@@ -110,6 +110,14 @@ def test_synthetic_portraits_replace_only_synthetic_images():
     assert (skin[:, 0] > skin[:, 2]).all()  # a skin tone: more red than blue
 
 
+def test_black_and_white_is_the_luma_in_every_channel():
+    rgb = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 200, 30]]], np.uint8)
+    grey = data.black_and_white(rgb)
+    assert grey.shape == rgb.shape and grey.dtype == np.uint8
+    assert (grey == grey[..., :1]).all()
+    assert grey[0, :, 0].tolist() == [76, 150, 29, 124]  # 0.299 R + 0.587 G + 0.114 B, rounded
+
+
 def test_load_images_converts_and_skips_broken(tmp_path):
     rgb = (np.arange(20 * 30 * 3) % 251).astype(np.uint8).reshape(20, 30, 3)
     (tmp_path / "sub").mkdir()
