@@ -429,7 +429,7 @@ class PatchResNet(nn.Module):
                12 MP; on a crop without a thumbnail, InstanceNorm over the crop)
       head     1x1 conv w->3*p*p, pixel shuffle, tanh           (N, 3, 256, 256)  starts at zero
       out      clip(colour_transform(x) + head, -1, 1)
-    H and W must be divisible by patch. No norm layers: nothing to fold, nothing to drift in fp16.
+    H and W must be divisible by patch. No BatchNorm: nothing to fold; thumb_norm has no parameters.
     """
 
     def __init__(
