@@ -282,17 +282,23 @@ class SizeFeature(nn.Module):
 
 
 class ThumbNorm(nn.Module):
-    """(a, at) -> both standardized per channel by the mean and std of `at` over its pixels, (N, C, 1, 1):
-    PatchResNet's thumb_norm. `float_only`: int8 exporters keep it in float (quantized, the variance of a
-    channel with a small spread rounds to nothing and its inverse std blows up: TFLite int8 of the stop-38
-    student fell to 25 dB from the torch student with these ops in int8)."""
+    """(a, at) -> (a, at) standardized per channel by the mean and std of `at` over its pixels, (N, C, 1, 1);
+    at=None: a standardized by its own (InstanceNorm), returned alone. PatchResNet's thumb_norm. `float_only`:
+    int8 exporters keep it in float (quantized, the variance of a channel with a small spread rounds to nothing
+    and its inverse std blows up: TFLite int8 of the stop-38 student fell to 25 dB from the torch student with
+    these ops in int8)."""
 
     float_only = True
 
-    def forward(self, a: torch.Tensor, at: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = at.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
-        var = (at * at).mean(dim=(2, 3), keepdim=True) - mean * mean
+    def forward(
+        self, a: torch.Tensor, at: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        stats = a if at is None else at
+        mean = stats.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
+        var = (stats * stats).mean(dim=(2, 3), keepdim=True) - mean * mean
         inverse = torch.rsqrt(torch.clamp(var, min=0.0) + 1e-5)
+        if at is None:
+            return (a - mean) * inverse
         return (a - mean) * inverse, (at - mean) * inverse
 
 
@@ -507,11 +513,14 @@ class PatchResNet(nn.Module):
         """The blocks with each first conv's output standardized per channel by the mean and std of the same
         conv's output on the thumbnail's patches `t` (None: on h itself, i.e. InstanceNorm), as the teacher's
         InstanceNorm standardizes by statistics of the whole image: the same for a crop, a tile or 12 MP."""
-        for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
+        last = len(self.blocks) - 1
+        for index, ((conv1, conv2), (scale, bias)) in enumerate(zip(self.blocks, films, strict=True)):
             a = conv1(h)  # (N, w, H/p, W/p)
-            at = a if t is None else conv1(t)  # (N, w, 64, 64) on the thumbnail
-            a, at = self.thumb_norm_op(a, at)
+            if t is None:
+                a = self.thumb_norm_op(a)
+            else:
+                a, at = self.thumb_norm_op(a, conv1(t))  # conv1(t): (N, w, 64, 64) on the thumbnail
+                if index < last:  # the last block's thumbnail output is not read
+                    t = t + conv2(F.relu(at * scale + bias))
             h = h + conv2(F.relu(a * scale + bias))
-            if t is not None:
-                t = t + conv2(F.relu(at * scale + bias))
         return h
