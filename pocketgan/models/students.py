@@ -432,9 +432,7 @@ class PatchResNet(nn.Module):
                thumb_norm: the blocks also run on the thumbnail's patches (N, w, 64, 64), and each first
                conv's output is standardized per channel by its mean and std there before the FiLM (the
                teacher's InstanceNorm, with statistics of the whole image: the same for a crop, a tile or
-               12 MP; on a crop without a thumbnail, InstanceNorm over the crop). thumb_pool k > 1: those
-               statistics come from the thumbnail (or the crop) average-pooled k x k, (N, w, 64/k, 64/k):
-               k² fewer MACs on that path (0.43 GMACs at width 48, 3 blocks, k = 1)
+               12 MP; on a crop without a thumbnail, InstanceNorm over the crop)
       head     1x1 conv w->3*p*p, pixel shuffle, tanh           (N, 3, 256, 256)  starts at zero
       out      clip(colour_transform(x) + head, -1, 1)
     H and W must be divisible by patch. No BatchNorm: nothing to fold; thumb_norm has no parameters.
@@ -454,15 +452,11 @@ class PatchResNet(nn.Module):
         context_features: bool = True,
         size_input: bool = False,
         thumb_norm: bool = False,
-        thumb_pool: int = 1,
     ):
         super().__init__()
         w, p, c = int(width), int(patch), int(context_width)
         self.size_input = bool(size_input)
         self.thumb_norm = bool(thumb_norm)
-        self.thumb_pool = int(thumb_pool)
-        if self.thumb_pool < 1 or (self.thumb_pool > 1 and not self.thumb_norm):
-            raise ValueError(f"thumb_pool must be 1, or > 1 with thumb_norm; got {thumb_pool}")
         self.thumb_norm_op = ThumbNorm() if self.thumb_norm else None
         self.size_feature = SizeFeature(p) if self.size_input else None
         self.context_features = bool(context_features)
@@ -504,10 +498,7 @@ class PatchResNet(nn.Module):
         films, matrix = self.context(
             thumb, features, extra
         )  # matrix: (N, T + 1, 3), from the thumbnail alone
-        if self.thumb_norm and self.thumb_pool > 1:  # the norm's statistics from a smaller thumbnail
-            small = F.avg_pool2d(thumb, self.thumb_pool)  # (N, 3, 256/k, 256/k); thumb None: x's own
-            h = self._thumb_normed_body(h, F.relu(self.stem(small)), films)
-        elif self.thumb_norm:  # the body also runs on the thumbnail's patches, which set each block's norm
+        if self.thumb_norm:  # the body also runs on the thumbnail's patches, which set each block's norm
             h = self._thumb_normed_body(h, None if patches is h else patches, films)
         else:
             for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):

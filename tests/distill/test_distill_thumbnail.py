@@ -22,17 +22,6 @@ FAMILIES = [
         {"width": 8, "n_blocks": 1, "context_width": 8, "colour": "affine", "second_moments": True},
     ),
     ("patch-resnet", {"width": 8, "n_blocks": 2, "context_width": 8, "colour": "affine", "thumb_norm": True}),
-    (
-        "patch-resnet",
-        {
-            "width": 8,
-            "n_blocks": 2,
-            "context_width": 8,
-            "colour": "affine",
-            "thumb_norm": True,
-            "thumb_pool": 2,
-        },
-    ),
 ]
 ZOO_STUDENT = "pocketgan/zoo/vintage-mobile/student.pt"
 
@@ -86,11 +75,9 @@ def test_zoo_student_thumb_none_unchanged_at_256():
         assert torch.equal(model(x), model(x, x))
 
 
-@pytest.mark.parametrize("thumb_pool", [1, 2])
-def test_thumb_norm_gives_a_tile_the_whole_images_result(thumb_pool):
-    """thumb_norm: each block's norm comes from the thumbnail (average-pooled thumb_pool x thumb_pool), so a
-    tile run with the whole image's thumbnail (and size) matches the whole image's output away from the tile's
-    borders; its own statistics would not."""
+def test_thumb_norm_gives_a_tile_the_whole_images_result():
+    """thumb_norm: each block's norm comes from the thumbnail, so a tile run with the whole image's thumbnail
+    (and size) matches the whole image's output away from the tile's borders; its own statistics would not."""
     model = _random_student(
         "patch-resnet",
         {
@@ -100,7 +87,6 @@ def test_thumb_norm_gives_a_tile_the_whole_images_result(thumb_pool):
             "colour": "affine",
             "size_input": True,
             "thumb_norm": True,
-            "thumb_pool": thumb_pool,
         },
     )
     torch.manual_seed(1)
@@ -114,16 +100,3 @@ def test_thumb_norm_gives_a_tile_the_whole_images_result(thumb_pool):
     inner = (slice(None), slice(None), slice(24, 40), slice(24, 40))  # 24 px from the tile's borders
     assert torch.allclose(tile[inner], full[..., 40:56, 56:72], atol=1e-5)
     assert not torch.allclose(alone[inner], full[..., 40:56, 56:72], atol=1e-3)
-
-
-def test_thumb_pool_needs_thumb_norm_and_cuts_the_thumbnail_path():
-    from pocketgan.flops import count_macs
-
-    with pytest.raises(ValueError, match="thumb_pool"):
-        build("patch-resnet", thumb_pool=2)
-    kwargs = {"colour": "affine", "second_moments": True, "size_input": True, "thumb_norm": True}
-    plain = count_macs(build("patch-resnet", **kwargs), 256)
-    pooled = count_macs(build("patch-resnet", thumb_pool=4, **kwargs), 256)
-    image_path = count_macs(build("patch-resnet", colour="affine", second_moments=True, size_input=True), 256)
-    assert pooled < plain
-    assert pooled - image_path < (plain - image_path) / 10, "the blocks' thumbnail path shrinks by ~16x"
