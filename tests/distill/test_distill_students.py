@@ -174,12 +174,18 @@ def test_pixel_loss_rejects_bad_weights():
 
 
 def test_shipped_student_loads_and_is_within_the_mac_budget():
-    """The zoo's full-recipe student (what `make demo` exports) is a weights-only checkpoint <= 0.62 GMACs."""
+    """The zoo's full-recipe student (what `make demo` exports) is a weights-only checkpoint whose image path
+    is <= 0.62 GMACs at 256² (issue 3's budget, 80x below the teacher). Its thumb_norm thumbnail path is a
+    fixed cost per photo on top, whatever the size, counted by count_macs and held under 0.45 GMACs: with it
+    the student is 1.00 GMACs at 256² and over that budget there (README, "What thumbnail normalization
+    costs")."""
     from pocketgan.checkpoint import load_student
     from pocketgan.demo import SHIPPED_STUDENT
 
     model, payload = load_student(SHIPPED_STUDENT)
-    assert count_macs(model, 256) <= 0.62e9
+    image_path = count_macs(model, 256, thumbnail=False)
+    assert image_path <= 0.62e9
+    assert count_macs(model, 256) - image_path <= 0.45e9
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         assert model(x).shape == x.shape
