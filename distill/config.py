@@ -106,9 +106,6 @@ class DistillConfig:
     # student given the whole photo's thumbnail and working size (a student with size_input), as the runtime
     # runs it on a photo. The teacher's grade at 1280 px is not its grade at 256 px (README, full resolution).
     fullres_resolution: int = 0
-    # more long sides the training photos are also scaled to (the teacher run at each): the full-size crops are
-    # drawn from every (photo, size) alike, so the student sees the teacher's look between 256 px and 1280 px
-    fullres_extra: tuple[int, ...] = ()
     fullres_fraction: float = 0.5
     fullres_from: float = 0.0  # full-size batches from this fraction of the steps on
     # best.pt by the mean of the validation PSNR at `size` and at fullres_resolution (else at `size` alone)
@@ -222,22 +219,14 @@ class DistillConfig:
     def _check_fullres(self) -> None:
         if isinstance(self.fullres_resolution, bool) or not isinstance(self.fullres_resolution, int):
             raise UsageError(f"fullres_resolution must be an integer, got {self.fullres_resolution!r}")
-        extra = self.fullres_extra
-        if not isinstance(extra, list | tuple) or any(
-            isinstance(v, bool) or not isinstance(v, int) for v in extra
-        ):
-            raise UsageError(f"fullres_extra must be a list of integers, got {extra!r}")
-        object.__setattr__(self, "fullres_extra", tuple(extra))
         if not self.fullres_resolution:
-            for name in ("fullres_select", "fullres_extra"):
-                if getattr(self, name):
-                    raise UsageError(f"{name} needs fullres_resolution > 0")
+            if self.fullres_select:
+                raise UsageError("fullres_select needs fullres_resolution > 0")
             return
-        for resolution in (self.fullres_resolution, *extra):
-            if resolution < self.size:
-                raise UsageError(f"fullres resolutions ({resolution}) must be 0 or >= size ({self.size})")
-        if len(set(extra) | {self.fullres_resolution}) != len(extra) + 1:
-            raise UsageError(f"fullres_extra {list(extra)} repeats a resolution")
+        if self.fullres_resolution < self.size:
+            raise UsageError(
+                f"fullres_resolution ({self.fullres_resolution}) must be 0 or >= size ({self.size})"
+            )
         if not self.student_kwargs.get("size_input"):
             raise UsageError(
                 "fullres_resolution needs a student that is told its working size: student_kwargs.size_input = true"

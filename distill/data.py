@@ -106,38 +106,36 @@ class FullSizeTargets:
 
 
 def full_size_targets(config: DistillConfig, threads: int, progress: bool = False) -> FullSizeTargets:
-    """The training photos (the embedded train split, or --data) scaled to config.fullres_resolution (and to
-    each of config.fullres_extra) and the teacher's fp32 outputs on them, cached by evals.fullres (the grain fit
-    of `make student` reads the same cache: no teacher run twice). Photos whose short side is below config.size
-    are left out."""
+    """The training photos (the embedded train split, or --data) scaled to config.fullres_resolution and the
+    teacher's fp32 outputs on them, cached by evals.fullres (the grain fit of `make student` reads the same
+    cache: no teacher run twice). Photos whose short side is below config.size are left out."""
     from pocketgan.data.photos import training_photos
     from pocketgan.evals.fullres import scaled_size, teacher_outputs
     from pocketgan.models.students import size_feature
 
     raw = _user_images(config.data) if config.data is not None else [image for _, image in training_photos()]
-    photos: list[np.ndarray] = []
-    targets: list[np.ndarray] = []
-    for resolution in (config.fullres_resolution, *config.fullres_extra):
-        scaled = [resize(image, scaled_size(image.shape[:2], resolution)) for image in raw]
-        scaled = [photo for photo in scaled if min(photo.shape[:2]) >= config.size]
-        if not scaled:
-            raise UsageError(f"fullres resolution {resolution}: no training photo is that large")
-        log.info("full-size targets: the teacher on %d photos at %d px (cached)", len(scaled), resolution)
-        outputs, section = teacher_outputs(
-            scaled,
-            teacher=config.teacher,
-            resolution=resolution,
-            weights=config.teacher_weights,
-            threads=threads,
-            cache=config.cache_dir,
-            progress=progress,
-        )
-        log.info("full-size targets: %d cached, %d run", section["cache_hits"], section["cache_misses"])
-        photos += scaled
-        targets += [output.astype(np.float16) for output in outputs]
+    photos = [resize(image, scaled_size(image.shape[:2], config.fullres_resolution)) for image in raw]
+    photos = [photo for photo in photos if min(photo.shape[:2]) >= config.size]
+    if not photos:
+        raise UsageError(f"fullres_resolution {config.fullres_resolution}: no training photo is that large")
+    log.info(
+        "full-size targets: the teacher on %d photos at %d px (cached)",
+        len(photos),
+        config.fullres_resolution,
+    )
+    targets, section = teacher_outputs(
+        photos,
+        teacher=config.teacher,
+        resolution=config.fullres_resolution,
+        weights=config.teacher_weights,
+        threads=threads,
+        cache=config.cache_dir,
+        progress=progress,
+    )
+    log.info("full-size targets: %d cached, %d run", section["cache_hits"], section["cache_misses"])
     return FullSizeTargets(
         photos=tuple(photos),
-        targets=tuple(targets),
+        targets=tuple(t.astype(np.float16) for t in targets),
         thumbnails=torch.from_numpy(to_nchw([context_thumbnail(photo) for photo in photos])),
         sizes=torch.tensor([size_feature(*photo.shape[:2]) for photo in photos], dtype=torch.float32),
     )

@@ -100,39 +100,6 @@ def test_fullres_config_is_checked(tiny_config):
     with pytest.raises(UsageError, match="fullres_fraction"):
         tiny_config(fullres_resolution=64, fullres_fraction=1.5, **sized)
     assert tiny_config(fullres_resolution=64, **sized).fullres_resolution == 64
-    with pytest.raises(UsageError, match="must be 0 or >= size"):
-        tiny_config(fullres_resolution=64, fullres_extra=[16], **sized)
-    with pytest.raises(UsageError, match="repeats"):
-        tiny_config(fullres_resolution=64, fullres_extra=[64], **sized)
-    with pytest.raises(UsageError, match="list of integers"):
-        tiny_config(fullres_resolution=64, fullres_extra=[48.5], **sized)
-    with pytest.raises(UsageError, match="fullres_extra needs"):
-        tiny_config(fullres_extra=[64], **sized)
-    assert tiny_config(fullres_resolution=64, fullres_extra=[48], **sized).fullres_extra == (48,)
-
-
-def test_fullres_extra_adds_each_photo_at_each_size(tiny_config, tmp_path, monkeypatch):
-    """fullres_extra: the crops come from the photos at every listed size, each against the teacher run on the
-    whole photo at that size, with that size's working-size feature."""
-    from pocketgan.models.students import PatchResNet
-
-    sizes_seen: set[float] = set()
-    forward = PatchResNet.forward
-
-    def spy(self, x, thumb=None, size=None):
-        if thumb is not None and x.shape[0] == 4:
-            sizes_seen.update(round(v, 5) for v in size.tolist())
-        return forward(self, x, thumb, size)
-
-    monkeypatch.setattr(PatchResNet, "forward", spy)
-    changes = dict(eval_every=16, steps=16, fullres_resolution=64, fullres_extra=[48], fullres_fraction=1.0)
-    result = distill(tiny_config(**_full_size_run(tmp_path, (48, 72), 3, **changes)))
-    assert result.steps == 16
-    expected = {round(size_feature(*scaled_size((48, 72), side)), 5) for side in (64, 48)}
-    assert sizes_seen == expected, "crops come from the photos at both sizes"
-    validation = [name for name, _ in split_full_size("validation", 64)]
-    cached = list((tmp_path / "cache" / "teacher_fullres").rglob("*.npy"))
-    assert len(cached) == 2 * 3 + len(validation), "the teacher ran on each whole photo at each size"
 
 
 def test_a_run_with_full_size_targets_feeds_whole_photo_context(tiny_config, tmp_path, monkeypatch):
