@@ -5,7 +5,11 @@ Example: python -c "from pocketgan.flops import count_macs; from pocketgan.model
 
 from __future__ import annotations
 
+import inspect
+
 import torch
+
+from pocketgan.images import CONTEXT_SIZE
 
 MAC_METHOD = (
     "torch.utils.flop_counter.FlopCounterMode FLOPs/2, batch 1, 3xSxS input (and the 3x256x256 context "
@@ -28,11 +32,7 @@ def count_macs(model: torch.nn.Module, size: int, thumbnail: bool = True) -> int
     (1, 3, CONTEXT_SIZE, CONTEXT_SIZE) for a model whose forward takes one (`thumb`): the runtime always feeds
     it, and a thumb_norm student runs its blocks on it too (0.43 GMACs of the shipped student's 1.00 at 256²).
     thumbnail=False: the image path alone (the model run on x only, its own thumbnail)."""
-    import inspect
-
     from torch.utils.flop_counter import FlopCounterMode
-
-    from pocketgan.images import CONTEXT_SIZE
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = torch.zeros(1, 3, size, size, device=device)
