@@ -7,7 +7,6 @@ Example: python -c "from pocketgan.models.resolve import resolve; from pocketgan
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 
 import numpy as np
@@ -23,6 +22,7 @@ from pocketgan.export.base import (
     get_exporter,
     registered_exporters,
 )
+from pocketgan.models.registry import has_context
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,6 @@ def find_unsupported(model: nn.Module, fmt: str) -> list[tuple[str, str, str]]:
 # A context model's second input: the thumbnail its global context is computed from (pocketgan.images
 # .context_thumbnail of the whole image), fixed at CONTEXT_SIZE x CONTEXT_SIZE whatever the image size.
 CONTEXT_NAME = "context"
-
-
-def has_context(model: nn.Module) -> bool:
-    """True for a model whose forward takes a thumbnail (`forward(x, thumb=None)`: the students)."""
-    return "thumb" in inspect.signature(model.forward).parameters
 
 
 def sample_inputs(height: int, width: int, context: bool, layout: str = "NHWC") -> tuple[torch.Tensor, ...]:

@@ -5,11 +5,10 @@ Example: python -c "from pocketgan.flops import count_macs; from pocketgan.model
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from pocketgan.images import CONTEXT_SIZE
+from pocketgan.models.registry import has_context
 
 MAC_METHOD = (
     "torch.utils.flop_counter.FlopCounterMode FLOPs/2, batch 1, 3xSxS input (and the 3x256x256 context "
@@ -37,7 +36,7 @@ def count_macs(model: torch.nn.Module, size: int, thumbnail: bool = True) -> int
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = torch.zeros(1, 3, size, size, device=device)
     inputs = (x,)
-    if thumbnail and "thumb" in inspect.signature(model.forward).parameters:
+    if thumbnail and has_context(model):
         inputs += (torch.zeros(1, 3, CONTEXT_SIZE, CONTEXT_SIZE, device=device),)
     counter = FlopCounterMode(display=False)
     with counter:

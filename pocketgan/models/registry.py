@@ -9,6 +9,7 @@ Example: python -c "from pocketgan.models import available; print(available('stu
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,11 @@ class Pretrained:
     kind: str
     load: Callable[[], Any]
     weights_path: Callable[[], Path]
+
+
+def has_context(model: Any) -> bool:
+    """True for a model whose forward takes a thumbnail (`forward(x, thumb=None)`: the students)."""
+    return "thumb" in inspect.signature(model.forward).parameters
 
 
 def register_model(name: str, kind: str = "generator") -> Callable:
