@@ -456,8 +456,7 @@ class PatchResNet(nn.Module):
         super().__init__()
         w, p, c = int(width), int(patch), int(context_width)
         self.size_input = bool(size_input)
-        self.thumb_norm = bool(thumb_norm)
-        self.thumb_norm_op = ThumbNorm() if self.thumb_norm else None
+        self.thumb_norm_op = ThumbNorm() if thumb_norm else None
         self.size_feature = SizeFeature(p) if self.size_input else None
         self.context_features = bool(context_features)
         self.patch = p
@@ -498,7 +497,7 @@ class PatchResNet(nn.Module):
         films, matrix = self.context(
             thumb, features, extra
         )  # matrix: (N, T + 1, 3), from the thumbnail alone
-        if self.thumb_norm:  # the body also runs on the thumbnail's patches, which set each block's norm
+        if self.thumb_norm_op is not None:  # thumb_norm: the blocks also run on the thumbnail, which sets their norm
             h = self._thumb_normed_body(h, None if patches is h else patches, films)
         else:
             for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
