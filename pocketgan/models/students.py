@@ -302,34 +302,6 @@ class ThumbNorm(nn.Module):
         return (a - mean) * inverse, (at - mean) * inverse
 
 
-class InputNorm(nn.Module):
-    """(x, thumb) -> both re-exposed by the thumbnail's statistics (thumb None: x's own, returned alone):
-    minus its per-channel mean, over its standard deviation (one number over all channels), then to the
-    training photos' typical levels (MEAN per channel, STD). PatchResNet's input_norm. The teacher's first
-    layer (a convolution, then InstanceNorm) gives it the same output for a * x + c (a > 0, c per channel:
-    exposure and black level), so a student behind this is the same for them too, by construction; a photo
-    at typical levels passes nearly unchanged. `float_only`: int8 exporters keep it in float."""
-
-    float_only = True
-    MEAN = (-0.04, -0.06, -0.17)  # the 148 training photos' mean per-channel mean (256 px centre crops)
-    STD = 0.42  # and their mean standard deviation
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("target", torch.tensor(self.MEAN).reshape(1, 3, 1, 1), persistent=False)
-
-    def forward(
-        self, x: torch.Tensor, thumb: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        stats = x if thumb is None else thumb
-        mean = stats.mean(dim=(2, 3), keepdim=True)  # (N, 3, 1, 1)
-        centred = stats - mean
-        variance = (centred * centred).mean(dim=(1, 2, 3), keepdim=True)  # (N, 1, 1, 1)
-        gain = torch.rsqrt(variance + 1e-6) * self.STD
-        shift = self.target - mean * gain  # (N, 3, 1, 1)
-        return x * gain + shift, None if thumb is None else thumb * gain + shift
-
-
 def _combine(x: torch.Tensor, context: GlobalContext, matrix: torch.Tensor | None, local: torch.Tensor):
     """clip(colour_transform(x) + local, -1, 1), computed channels-last: local (N, H, W, 3) -> (N, 3, H, W).
 
@@ -463,9 +435,6 @@ class PatchResNet(nn.Module):
                12 MP; on a crop without a thumbnail, InstanceNorm over the crop)
       head     1x1 conv w->3*p*p, pixel shuffle, tanh           (N, 3, 256, 256)  starts at zero
       out      clip(colour_transform(x) + head, -1, 1)
-    input_norm: x and the thumbnail first re-exposed by the thumbnail's per-channel mean and overall std to
-    fixed levels (InputNorm; everything above then sees them): invariant to exposure and black level, as
-    the teacher is.
     H and W must be divisible by patch. No BatchNorm: nothing to fold; thumb_norm has no parameters.
     """
 
@@ -483,13 +452,11 @@ class PatchResNet(nn.Module):
         context_features: bool = True,
         size_input: bool = False,
         thumb_norm: bool = False,
-        input_norm: bool = False,
     ):
         super().__init__()
         w, p, c = int(width), int(patch), int(context_width)
         self.size_input = bool(size_input)
         self.thumb_norm_op = ThumbNorm() if thumb_norm else None
-        self.input_norm_op = InputNorm() if input_norm else None
         self.size_feature = SizeFeature(p) if self.size_input else None
         self.context_features = bool(context_features)
         self.patch = p
@@ -518,8 +485,6 @@ class PatchResNet(nn.Module):
     def forward(
         self, x: torch.Tensor, thumb: torch.Tensor | None = None, size: torch.Tensor | None = None
     ) -> torch.Tensor:
-        if self.input_norm_op is not None:  # input_norm: the same result for a * x + c, as the teacher's
-            x, thumb = self.input_norm_op(x, thumb)
         h = F.relu(self.stem(x))  # (N, w, H/p, W/p)
         if thumb is None:
             thumb, patches = x, h
