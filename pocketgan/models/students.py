@@ -452,14 +452,11 @@ class PatchResNet(nn.Module):
         context_features: bool = True,
         size_input: bool = False,
         thumb_norm: bool = False,
-        thumb_norm_second: bool = False,
     ):
         super().__init__()
         w, p, c = int(width), int(patch), int(context_width)
         self.size_input = bool(size_input)
         self.thumb_norm_op = ThumbNorm() if thumb_norm else None
-        if thumb_norm_second and not thumb_norm:
-            raise ValueError("thumb_norm_second needs thumb_norm")
         self.size_feature = SizeFeature(p) if self.size_input else None
         self.context_features = bool(context_features)
         self.patch = p
@@ -467,12 +464,6 @@ class PatchResNet(nn.Module):
         self.blocks = nn.ModuleList(
             nn.ModuleList([nn.Conv2d(w, w, 3, padding=1), nn.Conv2d(w, w, 3, padding=1)])
             for _ in range(int(n_blocks))
-        )
-        # thumb_norm_second: each block's second conv standardized too, times a per-channel gain (N, w, 1, 1)
-        self.second_gains = (
-            nn.ParameterList(nn.Parameter(torch.ones(1, w, 1, 1)) for _ in range(int(n_blocks)))
-            if thumb_norm_second
-            else None
         )
         encoder: list[nn.Module] = []
         for i in range(int(context_depth) if context_features else 0):
@@ -521,8 +512,6 @@ class PatchResNet(nn.Module):
         """The blocks with each first conv's output standardized per channel by the mean and std of the same
         conv's output on the thumbnail's patches `t` (None: on h itself, i.e. InstanceNorm), as the teacher's
         InstanceNorm standardizes by statistics of the whole image: the same for a crop, a tile or 12 MP."""
-        if self.second_gains is not None:
-            return self._thumb_normed_both(h, t, films)
         last = len(self.blocks) - 1
         for index, ((conv1, conv2), (scale, bias)) in enumerate(zip(self.blocks, films, strict=True)):
             a = conv1(h)  # (N, w, H/p, W/p)
@@ -533,18 +522,4 @@ class PatchResNet(nn.Module):
                 if index < last:  # the last block's thumbnail output is not read
                     t = t + conv2(F.relu(at * scale + bias))
             h = h + conv2(F.relu(a * scale + bias))
-        return h
-
-    def _thumb_normed_both(self, h: torch.Tensor, t: torch.Tensor | None, films) -> torch.Tensor:
-        """thumb_norm_second: as _thumb_normed_body, and each second conv's output standardized the same way
-        (then times its gain), as the teacher's residual blocks end in InstanceNorm."""
-        norm = self.thumb_norm_op
-        for (conv1, conv2), (scale, bias), gain in zip(self.blocks, films, self.second_gains, strict=True):
-            if t is None:
-                b = norm(conv2(F.relu(norm(conv1(h)) * scale + bias)))
-            else:
-                a, at = norm(conv1(h), conv1(t))
-                b, bt = norm(conv2(F.relu(a * scale + bias)), conv2(F.relu(at * scale + bias)))
-                t = t + bt * gain
-            h = h + b * gain
         return h
