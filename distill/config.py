@@ -101,9 +101,6 @@ class DistillConfig:
     augment_strength: float = 1.0
     # crops flatter than this (luminance std, 0-1) are drawn again: see pocketgan.data.augment
     min_crop_contrast: float = 0.0
-    # Embedded set only: each training photo's draw weight (its short side) also divided by the square root of
-    # how many training photos its source package has, so one large package does not set the look
-    source_balance: bool = False
     # Full-size targets (issue 21): > 0 makes `fullres_fraction` of the batches `size`-pixel crops of the
     # training photos scaled to this long side, against the teacher run on the WHOLE photo at that size, the
     # student given the whole photo's thumbnail and working size (a student with size_input), as the runtime

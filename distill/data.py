@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from pocketgan.data import augment, dead_leaves, photo_weights, training_images
+from pocketgan.data import augment, dead_leaves, training_images
 from pocketgan.distill.config import DistillConfig
 from pocketgan.errors import UsageError
 from pocketgan.images import context_thumbnail, load_images, resize, to_nchw
@@ -51,7 +51,6 @@ def training_pool(config: DistillConfig, size: int, phase_index: int) -> list[np
             face_fraction=config.face_fraction,
             crop_scale=crop_scale,
             min_contrast=config.min_crop_contrast,
-            source_balance=config.source_balance,
         )
     photos = _user_images(config.data)
     pool = []
@@ -89,16 +88,12 @@ class FullSizeTargets:
     targets: tuple[np.ndarray, ...]
     thumbnails: torch.Tensor  # (P, 3, 256, 256)
     sizes: torch.Tensor  # (P,): size_feature of each photo's own size
-    weights: np.ndarray | None = None  # (P,) draw probabilities (source_balance); None: uniform
 
     def batch(self, rng: np.random.Generator, count: int, size: int) -> tuple[torch.Tensor, ...]:
         """(x, y, thumbnails, sizes): `count` random `size`² crops, the same window of input and target."""
         xs, ys, picks = [], [], []
         for _ in range(count):
-            if self.weights is None:
-                k = int(rng.integers(len(self.photos)))
-            else:
-                k = int(rng.choice(len(self.photos), p=self.weights))
+            k = int(rng.integers(len(self.photos)))
             photo, target = self.photos[k], self.targets[k]
             height, width = photo.shape[:2]
             top, left = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
@@ -118,17 +113,9 @@ def full_size_targets(config: DistillConfig, threads: int, progress: bool = Fals
     from pocketgan.evals.fullres import scaled_size, teacher_outputs
     from pocketgan.models.students import size_feature
 
-    named = (
-        [(f"data_{i}", image) for i, image in enumerate(_user_images(config.data))]
-        if config.data is not None
-        else list(training_photos())
-    )
-    named = [
-        (name, resize(image, scaled_size(image.shape[:2], config.fullres_resolution)))
-        for name, image in named
-    ]
-    named = [(name, photo) for name, photo in named if min(photo.shape[:2]) >= config.size]
-    photos = [photo for _, photo in named]
+    raw = _user_images(config.data) if config.data is not None else [image for _, image in training_photos()]
+    photos = [resize(image, scaled_size(image.shape[:2], config.fullres_resolution)) for image in raw]
+    photos = [photo for photo in photos if min(photo.shape[:2]) >= config.size]
     if not photos:
         raise UsageError(f"fullres_resolution {config.fullres_resolution}: no training photo is that large")
     log.info(
@@ -151,5 +138,4 @@ def full_size_targets(config: DistillConfig, threads: int, progress: bool = Fals
         targets=tuple(t.astype(np.float16) for t in targets),
         thumbnails=torch.from_numpy(to_nchw([context_thumbnail(photo) for photo in photos])),
         sizes=torch.tensor([size_feature(*photo.shape[:2]) for photo in photos], dtype=torch.float32),
-        weights=photo_weights(named, True) if config.source_balance and config.data is None else None,
     )

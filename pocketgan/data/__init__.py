@@ -206,7 +206,6 @@ def training_images(
     face_fraction: float = 0.5,
     crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
     min_contrast: float = 0.0,
-    source_balance: bool = False,
 ) -> list[np.ndarray]:
     """`count` deterministic augmented training images (uint8 (size, size, 3)) for a given seed.
 
@@ -215,15 +214,13 @@ def training_images(
     training photos, each photo drawn with a weight proportional to its short side (a 2560 px wallpaper
     holds many more distinct crops than a 370 px test image). Image i draws from its own random stream
     ([seed, i]): changing a fraction changes only the images whose kind it flips, so the rest keep their
-    teacher-cache entries. source_balance: each photo's weight also divided by the square root of the number
-    of training photos from its source package (photo_weights).
+    teacher-cache entries.
     """
     named = train_photos()
     photos = [image for name, image in named if not name.startswith("lfw_")]
     faces = [image for name, image in named if name.startswith("lfw_")]
-    weights = photo_weights(
-        [(name, image) for name, image in named if not name.startswith("lfw_")], source_balance
-    )
+    weights = np.array([min(image.shape[:2]) for image in photos], np.float64)
+    weights /= weights.sum()
     out = []
     for i in range(count):
         rng = np.random.default_rng([seed, i])
@@ -240,22 +237,6 @@ def training_images(
                 photo = photos[int(rng.choice(len(photos), p=weights))]
             out.append(augment(photo, rng, size, colour_strength, crop_scale, min_contrast))
     return out
-
-
-def photo_weights(named: list[tuple[str, np.ndarray]], source_balance: bool = False) -> np.ndarray:
-    """Draw probabilities of the named training photos: proportional to the short side, and with
-    source_balance divided by sqrt(training photos of the same source package), so a package of 105 photos
-    draws about 28 % of the crops instead of 64 %."""
-    weights = np.array([min(image.shape[:2]) for _, image in named], np.float64)
-    if source_balance:
-        from collections import Counter
-
-        from pocketgan.data.photos import split_photos
-
-        source = {photo.name: photo.source for photo in split_photos("train")}
-        counts = Counter(source[name] for name, _ in named)
-        weights /= np.sqrt([counts[source[name]] for name, _ in named])
-    return weights / weights.sum()
 
 
 def black_and_white(image: np.ndarray) -> np.ndarray:

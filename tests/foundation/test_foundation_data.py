@@ -175,19 +175,3 @@ def test_flat_crops_are_drawn_again_and_the_others_are_unchanged():
     assert 5 <= len(flat) < 35  # the photo gives both kinds
     assert all(contrast(image) >= 0.05 for image in checked)
     assert all(np.array_equal(plain[i], checked[i]) for i in range(40) if i not in flat)
-
-
-def test_source_balance_reweights_packages_not_photos_within_one():
-    """photo_weights: draw probability by short side; source_balance divides it by sqrt(photos of the same
-    package), so the largest package draws less and two photos of one package keep their ratio."""
-    named = list(photos.training_photos())
-    plain, balanced = data.photo_weights(named), data.photo_weights(named, source_balance=True)
-    short = np.array([min(image.shape[:2]) for _, image in named], np.float64)
-    np.testing.assert_allclose(plain, short / short.sum())
-    np.testing.assert_allclose(balanced.sum(), 1.0)
-    source = {photo.name: photo.source for photo in photos.split_photos("train")}
-    packages = [source[name] for name, _ in named]
-    largest = max(set(packages), key=packages.count)
-    mine = [i for i, package in enumerate(packages) if package == largest]
-    assert balanced[mine].sum() < plain[mine].sum()
-    np.testing.assert_allclose(balanced[mine] / balanced[mine[0]], plain[mine] / plain[mine[0]])
