@@ -154,9 +154,9 @@ def read_photo(path: str | os.PathLike, to_srgb: bool = True) -> Photo:
             img.load()
             frames = getattr(img, "n_frames", 1)
             icc = img.info.get("icc_profile") if to_srgb else None
-            upright = ImageOps.exif_transpose(img)  # a copy: its EXIF can be edited without touching img
-            exif = _upright_exif(upright, path)
-            rgb = _to_srgb(upright, icc, path)
+            ImageOps.exif_transpose(img, in_place=True)  # no copy of a 12 MP photo that is already upright
+            exif = _upright_exif(img, path)
+            pixels = np.ascontiguousarray(np.asarray(_to_srgb(img, icc, path), dtype=np.uint8))
     except ImageLoadError:
         raise
     except FileNotFoundError:
@@ -164,7 +164,7 @@ def read_photo(path: str | os.PathLike, to_srgb: bool = True) -> Photo:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         reason = "not an image" if isinstance(exc, UnidentifiedImageError) else str(exc) or type(exc).__name__
         raise ImageLoadError(f"{path}: cannot decode ({reason})") from None
-    return Photo(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), exif, frames)
+    return Photo(pixels, exif, frames)
 
 
 def load_image(path: str | os.PathLike, to_srgb: bool = True) -> np.ndarray:
@@ -232,27 +232,30 @@ def load_images(root: str | os.PathLike) -> LoadedImages:
     return loaded
 
 
-def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Resize uint8 (H, W, 3) to `size` (an int for square, or (height, width)) with RESIZE_FILTER."""
+def resize(image: np.ndarray, size: int | tuple[int, int], source: Image.Image | None = None) -> np.ndarray:
+    """Resize uint8 (H, W, 3) to `size` (an int for square, or (height, width)) with RESIZE_FILTER.
+
+    source: `image` already as a PIL image (the same pixels), so a caller resizing one photo twice converts
+    it once (a 12 MP photo: ~20 ms a conversion)."""
     height, width = (size, size) if isinstance(size, int) else size
     if image.shape[:2] == (height, width):
         return image
-    return np.asarray(Image.fromarray(image).resize((width, height), _PIL_FILTER))
+    return np.asarray((source or Image.fromarray(image)).resize((width, height), _PIL_FILTER))
 
 
-def context_thumbnail(image: np.ndarray) -> np.ndarray:
+def context_thumbnail(image: np.ndarray, source: Image.Image | None = None) -> np.ndarray:
     """uint8 (H, W, 3) -> uint8 (CONTEXT_SIZE, CONTEXT_SIZE, 3): the whole image, aspect not kept.
 
     An area (box) average when shrinking, so every pixel counts and no detail aliases into the colour
-    statistics; bicubic (RESIZE_FILTER) up where a side is below CONTEXT_SIZE.
+    statistics; bicubic (RESIZE_FILTER) up where a side is below CONTEXT_SIZE. source: as in `resize`.
     """
     height, width = image.shape[:2]
     if (height, width) == (CONTEXT_SIZE, CONTEXT_SIZE):
         return image
     if height >= CONTEXT_SIZE and width >= CONTEXT_SIZE:
-        thumb = Image.fromarray(image).resize((CONTEXT_SIZE, CONTEXT_SIZE), Image.Resampling.BOX)
+        thumb = (source or Image.fromarray(image)).resize((CONTEXT_SIZE, CONTEXT_SIZE), Image.Resampling.BOX)
         return np.asarray(thumb)
-    return resize(image, CONTEXT_SIZE)
+    return resize(image, CONTEXT_SIZE, source)
 
 
 def center_crop_square(image: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.images import CONTEXT_SIZE, context_thumbnail, resize, to_float, to_uint8, uint8_steps
@@ -316,9 +317,10 @@ class Session:
         """True when the artifact takes a thumbnail of the whole image as a second ("context") input."""
         return self._context is not None
 
-    def thumbnail(self, image: np.ndarray) -> np.ndarray | None:
-        """The uint8 (CONTEXT_SIZE, CONTEXT_SIZE, 3) context `run` would feed for `image`; None without one."""
-        return context_thumbnail(np.asarray(image)) if self.has_context else None
+    def thumbnail(self, image: np.ndarray, source: Any = None) -> np.ndarray | None:
+        """The uint8 (CONTEXT_SIZE, CONTEXT_SIZE, 3) context `run` would feed for `image`; None without one.
+        source: `image` as a PIL image, if the caller has one (pocketgan.images.resize)."""
+        return context_thumbnail(np.asarray(image), source) if self.has_context else None
 
     def working_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The (H, W) the model runs at for a photo of `size` (module docstring), among this file's sizes and
@@ -357,8 +359,10 @@ class Session:
         work_size = self.working_size(size)
         if work_size != self.size and work_size in self.size_files:  # the export's file for that size
             return self.session_for(work_size).run(image, thumbnail=thumbnail, grain=grain)
-        work = resize(image, work_size)
-        result = self.run_working(work, thumbnail if thumbnail is not None else self.thumbnail(image))
+        # One PIL image of the photo for both of its resizes (working size, thumbnail).
+        source = Image.fromarray(image) if size != tuple(work_size) else None
+        work = resize(image, work_size, source)
+        result = self.run_working(work, thumbnail if thumbnail is not None else self.thumbnail(image, source))
         if result.shape[:2] != size:
             if self.size_mode == "model":
                 result = resize(result, size)
