@@ -29,6 +29,7 @@ Example: python -c "import numpy as np; from pocketgan.runtime.grain import Grai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache, partial
 from typing import Any
@@ -223,19 +224,48 @@ def _block_amplitude(pixels: np.ndarray, model: GrainModel, table: np.ndarray, s
     return np.sqrt(np.maximum(variance, 0))
 
 
+def _scale_by_blocks(values: np.ndarray, blocks: np.ndarray) -> None:
+    """values (rows, W, 3) *= blocks (ceil(rows / DETAIL_BLOCK), ceil(W / DETAIL_BLOCK)), each block's factor
+    on its DETAIL_BLOCK² pixels, in place (no full-size array of factors)."""
+    rows, width = values.shape[:2]
+    whole = width // DETAIL_BLOCK  # block columns without the partial last one
+    for index, start in enumerate(range(0, rows, DETAIL_BLOCK)):
+        band = values[start : start + DETAIL_BLOCK]  # (<= 16, W, 3)
+        if whole:
+            tiles = band[:, : whole * DETAIL_BLOCK].reshape(len(band), whole, DETAIL_BLOCK, 3)  # a view
+            tiles *= blocks[index, :whole, None, None]
+        if whole * DETAIL_BLOCK < width:
+            band[:, whole * DETAIL_BLOCK :] *= blocks[index, whole]
+
+
 def _add_strips(image, model, table, strength, output, starts) -> None:
     height, width = image.shape[:2]
     for top in starts:
         bottom = min(height, top + STRIP_ROWS)
         pixels = image[top:bottom]
         blocks = _block_amplitude(pixels, model, table, strength)
-        amplitude = np.repeat(np.repeat(blocks, DETAIL_BLOCK, axis=0), DETAIL_BLOCK, axis=1)
         values = grain_pattern(model, top, bottom - top, width)
-        values *= amplitude[: bottom - top, :width, None]
+        _scale_by_blocks(values, blocks)
         values += pixels
         values += 0.5  # then truncation rounds to nearest
         np.clip(values, 0, 255, out=values)
         output[top:bottom] = values
+
+
+def rows_adder(model: GrainModel, strength: float = 1.0) -> Callable[[np.ndarray, int, int], None]:
+    """`add(image, top, bottom)`: `add_grain(..., in_place=True)` on rows [top, bottom) of a uint8 image alone,
+    top a multiple of STRIP_ROWS: the same bytes as the whole image at once, so a caller that writes an image
+    strip by strip (guided upsampling) adds the grain to each strip while it is in cache."""
+    if strength <= 0:
+        raise ValueError(f"grain strength must be > 0 here, got {strength}")
+    table = model.variance_table(strength)
+
+    def add(image: np.ndarray, top: int, bottom: int) -> None:
+        if top % STRIP_ROWS:
+            raise ValueError(f"top must be a multiple of {STRIP_ROWS}, got {top}")
+        _add_strips(image[:bottom], model, table, strength, image, list(range(top, bottom, STRIP_ROWS)))
+
+    return add
 
 
 def add_grain(

@@ -35,7 +35,7 @@ from pocketgan.errors import ModelLoadError, UsageError
 from pocketgan.images import CONTEXT_SIZE, context_thumbnail, resize, to_float, to_uint8, uint8_steps
 from pocketgan.manifest import read_manifest, sha256_file, verify_artifact
 from pocketgan.runtime.base import IMAGE_DTYPE, Backend, PixelIO, TensorSpec, choose_backend, format_of
-from pocketgan.runtime.grain import GrainModel, add_grain
+from pocketgan.runtime.grain import GrainModel, add_grain, rows_adder
 from pocketgan.runtime.working import SizePolicy, guided_upsample, working_size
 
 log = logging.getLogger(__name__)
@@ -363,13 +363,15 @@ class Session:
         source = Image.fromarray(image) if size != tuple(work_size) else None
         work = resize(image, work_size, source)
         result = self.run_working(work, thumbnail if thumbnail is not None else self.thumbnail(image, source))
+        strength = self.grain if grain is None else grain
+        with_grain = self.grain_model is not None and strength != 0
         if result.shape[:2] != size:
             if self.size_mode == "model":
                 result = resize(result, size)
-            else:
-                result = guided_upsample(image, work, result, workers=self.workers)
-        strength = self.grain if grain is None else grain
-        if self.grain_model is None or strength == 0:
+            else:  # the grain goes onto each strip as it is written: one pass over the photo, same bytes
+                grain_rows = rows_adder(self.grain_model, strength) if with_grain else None
+                return guided_upsample(image, work, result, workers=self.workers, then=grain_rows)
+        if not with_grain:
             return result
         return add_grain(result, self.grain_model, strength, workers=self.workers, in_place=True)
 

@@ -127,22 +127,27 @@ def guided_upsample(
     rows: int = STRIP_ROWS,
     workers: int = 1,
     scaler: str = "pillow",
+    then: Callable[[np.ndarray, int, int], None] | None = None,
 ) -> np.ndarray:
     """uint8 `photo + upsample(work_out - work_in)` at the photo's size (module docstring), row strip by strip.
 
     work_in: the photo resized to the working size; work_out: the model's output on it (same size).
     workers: threads sharing the strips (Pillow's resize and numpy release the GIL); same bytes for any.
     scaler: "pillow" (row strips, bounded memory: photos) or "swscale" (whole image at once: video frames).
+    then: `then(output, top, bottom)` after each strip's rows are written, while they are in cache (e.g. the
+    grain, `pocketgan.runtime.grain.rows_adder`); it may change those rows only. Pillow scaler only.
     """
     height = photo.shape[0]
     code, scale, offset = _encoded_change(work_in, work_out)
     if scaler == "swscale":
+        if then is not None:
+            raise ValueError("guided_upsample: `then` needs the pillow scaler")
         return _combine_swscale(photo, code, scale, offset)
     if scaler != "pillow":
         raise ValueError(f"scaler must be 'pillow' or 'swscale', got {scaler!r}")
     change_image = Image.fromarray(code)
     output = np.empty_like(photo)
-    combine = partial(_combine_strips, photo, change_image, scale, offset, output, rows=rows)
+    combine = partial(_combine_strips, photo, change_image, scale, offset, output, rows=rows, then=then)
     run_strips(combine, list(range(0, height, rows)), workers, "pocketgan-guided")
     return output
 
@@ -184,8 +189,10 @@ def _combine_strips(
     output: np.ndarray,
     starts: list[int],
     rows: int,
+    then: Callable[[np.ndarray, int, int], None] | None = None,
 ) -> None:
-    """output[top:top+rows] = clip(photo + scale * upsampled change code - offset) for each top in `starts`."""
+    """output[top:top+rows] = clip(photo + scale * upsampled change code - offset) for each top in `starts`,
+    then `then(output, top, bottom)` on those rows."""
     height, width = photo.shape[:2]
     work_width, work_height = change_image.size
     step = work_height / height
@@ -200,3 +207,5 @@ def _combine_strips(
         values -= offset
         np.clip(values, 0, 255, out=values)
         output[top:bottom] = values
+        if then is not None:
+            then(output, top, bottom)

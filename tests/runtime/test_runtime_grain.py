@@ -11,8 +11,9 @@ from pocketgan.data import heldout_images
 from pocketgan.distill.grain import DETAIL_EDGES, fit_deficit, fit_grain
 from pocketgan.errors import ModelLoadError
 from pocketgan.images import resize, to_float
-from pocketgan.runtime.grain import GrainModel, add_grain, grain_pattern
+from pocketgan.runtime.grain import GrainModel, add_grain, grain_pattern, rows_adder
 from pocketgan.runtime.video import ClipModel
+from pocketgan.runtime.working import guided_upsample
 
 
 def _flat(height=200, width=300, level=128):
@@ -35,6 +36,23 @@ def test_grain_has_the_models_std_by_luminance_and_the_same_bytes_on_any_threads
     assert not np.array_equal(one, add_grain(photo, GrainModel(**{**model.to_json(), "seed": 1})))
     # the pattern depends on the position only: a crop's pattern is the whole image's there
     assert np.array_equal(grain_pattern(model, 0, 150, 200), grain_pattern(model, 0, 320, 517)[:150, :200])
+
+
+def test_grain_added_strip_by_strip_during_guided_upsampling_gives_the_same_bytes():
+    """Session.run adds the grain to each strip of the guided upsampling as it is written (rows_adder): the
+    same bytes as upsampling first and adding the grain to the whole image, at sizes that are not multiples
+    of the strip or block sides, on any number of threads."""
+    model = GrainModel.unit(std=4.0)
+    photo = resize(heldout_images(None)[0][1], (333, 517))
+    work = resize(photo, (100, 156))
+    work_out = np.clip(work.astype(np.int16) + np.arange(156, dtype=np.int16)[None, :, None] // 8, 0, 255)
+    work_out = work_out.astype(np.uint8)
+    two_passes = add_grain(guided_upsample(photo, work, work_out), model, 0.7)
+    for workers in (1, 3):
+        fused = guided_upsample(photo, work, work_out, workers=workers, then=rows_adder(model, 0.7))
+        assert np.array_equal(fused, two_passes)
+    with pytest.raises(ValueError, match="multiple of 64"):
+        rows_adder(model)(photo.copy(), 32, 96)
 
 
 def test_grain_fills_flat_areas_and_leaves_detailed_ones():
