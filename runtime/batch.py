@@ -274,14 +274,15 @@ def process(session, inputs: Inputs, outdir: Path, options: WriteOptions) -> Run
                 _run_video(session, job, destination, options, replace, run)
                 continue
             try:
-                photo = read_photo(job.source)
-                result = session.run(photo.pixels)
+                photo = read_photo(job.source, keep_image=True)
+                result = session.run(photo.pixels, source=photo.image)
             except RUN_ERRORS as exc:
                 run.fail(job, exc)
                 continue
-            exif = None if options.strip_metadata else photo.exif
+            exif, frames = None if options.strip_metadata else photo.exif, photo.frames
+            del photo  # its pixels, twice (numpy and PIL), are not needed while the output is written
             write = writer.submit(write_image, result, destination, options.label, options.fmt, exif, replace)
-            pending.append((job, destination, photo.frames, write))
+            pending.append((job, destination, frames, write))
             while len(pending) >= WRITES_IN_FLIGHT:
                 _settle(run, *pending.popleft())
         while pending:

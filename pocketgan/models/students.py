@@ -497,7 +497,8 @@ class PatchResNet(nn.Module):
         films, matrix = self.context(
             thumb, features, extra
         )  # matrix: (N, T + 1, 3), from the thumbnail alone
-        if self.thumb_norm_op is not None:  # thumb_norm: the blocks also run on the thumbnail, which sets their norm
+        # thumb_norm: the blocks also run on the thumbnail, which sets their norm
+        if self.thumb_norm_op is not None:
             h = self._thumb_normed_body(h, None if patches is h else patches, films)
         else:
             for (conv1, conv2), (scale, bias) in zip(self.blocks, films, strict=True):
