@@ -7,6 +7,7 @@ from runtime_testkit import jpeg_bytes, jpeg_xmp, xmp_fields
 
 from pocketgan import runtime
 from pocketgan.cli import main
+from pocketgan.errors import UsageError
 from pocketgan.images import load_image
 
 AI_GENERATED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -83,3 +84,16 @@ def test_max_side_and_size_model_reach_the_session(context_onnx, tmp_path, capsy
         assert run_cli(capsys, context_onnx, tmp_path / "p.png", "-o", out, *args)[0] == 0
         expected = runtime.load(context_onnx, **options).run(load_image(tmp_path / "p.png"))
         np.testing.assert_array_equal(np.asarray(Image.open(out / "p.png")), expected)
+
+
+def test_session_run_takes_the_photo_as_a_pil_image_too(context_onnx):
+    """source= (read_photo(keep_image=True).image) saves a conversion and gives the same bytes; a source
+    that is not the image's pixels (size, mode) is refused."""
+    pixels = np.random.default_rng(2).integers(0, 256, (300, 420, 3), dtype=np.uint8)
+    with runtime.load(context_onnx, max_side=128) as session:
+        plain = session.run(pixels)
+        assert np.array_equal(session.run(pixels, source=Image.fromarray(pixels)), plain)
+        with pytest.raises(UsageError, match="not the image's RGB pixels"):
+            session.run(pixels, source=Image.fromarray(pixels[:, :-4]))
+        with pytest.raises(UsageError, match="not the image's RGB pixels"):
+            session.run(pixels, source=Image.fromarray(pixels).convert("L"))
