@@ -238,6 +238,9 @@ class Exporter(abc.ABC):
     # True: a context model's artifact takes any image size (manifest sizes "dynamic"); False: one artifact
     # per working size (ExportConfig.sizes), each converted at its own size.
     dynamic_sizes: ClassVar[bool] = True
+    # Bumped when the files this exporter writes change for the same checkpoint and options, so that an
+    # export cached by `pocketgan run/eval MODEL.pt` (pocketgan.artifacts) is made again.
+    revision: ClassVar[int] = 1
 
     @classmethod
     @abc.abstractmethod

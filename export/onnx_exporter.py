@@ -40,6 +40,7 @@ class OnnxExporter(Exporter):
     libraries = ("torch", "onnx", "onnxscript", "onnxruntime", "onnxconverter-common")
     precisions = ("fp32", "fp16", "int8", "w8", "int8-full")
     unsupported_precisions = {"p6": "6-bit palettization is a Core ML weight format"}
+    revision = 2  # 2: int8 weights in 7 bits (reduce_range)
 
     @classmethod
     def availability(cls) -> Status:

@@ -2,8 +2,8 @@
 
 `run`, `bench`, `eval`, `parity` and `inspect` take an artifact (.onnx, .tflite, .mlpackage), a zoo name
 (`vintage-mobile`: pocketgan/zoo/NAME/student.pt) or a student checkpoint (.pt). A checkpoint is exported
-once into a cache keyed by its content (sha256, with that of the grain.json beside it), the format and the
-precision: `$POCKETGAN_CACHE`, else ~/.cache/pocketgan/artifacts; an entry is exported into a temporary
+once into a cache keyed by its content (sha256, with that of the grain.json beside it), the format, the
+precision and the exporter's revision (a newer exporter writes a new entry): `$POCKETGAN_CACHE`, else ~/.cache/pocketgan/artifacts; an entry is exported into a temporary
 folder and renamed into place, so a cache entry is always whole. Where the exporter cannot run (a
 runtime-only install without torch), the user is told the exact `pocketgan export` command instead (exit
 2). Importing this module imports neither torch nor the exporters.
@@ -116,8 +116,10 @@ def resolve_model(
     if not checkpoint.is_file():
         raise UsageError(f"{checkpoint}: no such checkpoint")
     fmt, precision = fmt or DEFAULT_FORMAT, precision or DEFAULT_PRECISION
-    entry = cache_root() / f"{_content_key(checkpoint)}-{fmt}-{precision}"
-    artifact = entry / f"student.{precision}{_exporter(fmt).suffix}"
+    exporter = _exporter(fmt)
+    revision = f"-r{exporter.revision}" if exporter.revision > 1 else ""  # a newer exporter: a new entry
+    entry = cache_root() / f"{_content_key(checkpoint)}-{fmt}-{precision}{revision}"
+    artifact = entry / f"student.{precision}{exporter.suffix}"
     if artifact.exists():
         return artifact
     _check_exporter(model, checkpoint, fmt, precision)

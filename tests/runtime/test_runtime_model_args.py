@@ -106,6 +106,13 @@ def test_a_checkpoint_is_exported_once_into_the_cache(tiny_checkpoint, tmp_path,
     code, _, err = run_cli(capsys, tiny_checkpoint, source, "-o", tmp_path / "again")
     assert code == 0 and "note:" not in err  # the second run finds it in the cache
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]  # no temporary folder left
+    assert entry.name.endswith("-onnx-fp32-r2")  # the ONNX exporter's revision 2 (7-bit int8 weights)
+    from pocketgan.export import registered_exporters
+
+    monkeypatch.setattr(registered_exporters()["onnx"], "revision", 3)  # a newer exporter: exported again
+    code, _, err = run_cli(capsys, tiny_checkpoint, source, "-o", tmp_path / "newer")
+    assert code == 0 and "exporting onnx fp32 once" in err
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [entry.name, entry.name[:-1] + "3"]
 
 
 @pytest.fixture
