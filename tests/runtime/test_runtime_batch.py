@@ -86,7 +86,7 @@ class OtherWriterSession:
     def __init__(self, destination: Path):
         self.destination = destination
 
-    def run(self, pixels):
+    def run(self, pixels, source=None):
         self.destination.parent.mkdir(parents=True, exist_ok=True)
         self.destination.write_bytes(b"the other run's output")
         return pixels
