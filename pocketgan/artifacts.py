@@ -3,10 +3,11 @@
 `run`, `bench`, `eval`, `parity` and `inspect` take an artifact (.onnx, .tflite, .mlpackage), a zoo name
 (`vintage-mobile`: pocketgan/zoo/NAME/student.pt) or a student checkpoint (.pt). A checkpoint is exported
 once into a cache keyed by its content (sha256, with that of the grain.json beside it), the format, the
-precision and the exporter's revision (a newer exporter writes a new entry): `$POCKETGAN_CACHE`, else ~/.cache/pocketgan/artifacts; an entry is exported into a temporary
-folder and renamed into place, so a cache entry is always whole. Where the exporter cannot run (a
-runtime-only install without torch), the user is told the exact `pocketgan export` command instead (exit
-2). Importing this module imports neither torch nor the exporters.
+precision and the exporter's revision (a newer exporter writes a new entry): `$POCKETGAN_CACHE`, else
+~/.cache/pocketgan/artifacts; an entry is exported into a temporary folder and renamed into place, so a
+cache entry is always whole. Where the exporter cannot run (a runtime-only install without torch), the
+user is told the exact `pocketgan export` command instead (exit 2). Importing this module imports neither
+torch nor the exporters.
 
 Example: python -c "from pocketgan.artifacts import resolve_model; print(resolve_model('vintage-mobile'))"
 """

@@ -322,7 +322,7 @@ class Session:
         """True when the artifact takes a thumbnail of the whole image as a second ("context") input."""
         return self._context is not None
 
-    def thumbnail(self, image: np.ndarray, source: Any = None) -> np.ndarray | None:
+    def thumbnail(self, image: np.ndarray, source: Image.Image | None = None) -> np.ndarray | None:
         """The uint8 (CONTEXT_SIZE, CONTEXT_SIZE, 3) context `run` would feed for `image`; None without one.
         source: `image` as a PIL image, if the caller has one (pocketgan.images.resize)."""
         return context_thumbnail(np.asarray(image), source) if self.has_context else None
